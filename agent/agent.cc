@@ -1,0 +1,94 @@
+// Agent wiring: channel, provisioner, loops.
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+
+#include "absl/strings/str_cat.h"
+#include "agent/local_provisioner.h"
+#include "common/files.h"
+
+namespace tether::agent {
+
+absl::StatusOr<std::unique_ptr<Provisioner>> MakeProvisioner(const AgentConfig& config,
+                                                             common::ProcessRunner* runner) {
+  if (config.provisioner == "local") {
+    return std::make_unique<LocalProvisioner>(config.data_dir, config.postgres_bin_dir, runner);
+  }
+  if (config.provisioner == "external") {
+    return std::make_unique<ExternalProvisioner>(config.database_url);
+  }
+  return absl::UnimplementedError(
+      absl::StrCat("provisioner \"", config.provisioner, "\" is not available in this build"));
+}
+
+Agent::Agent(AgentConfig config, common::Clock* clock, common::ProcessRunner* runner)
+    : config_(std::move(config)), clock_(clock), runner_(runner) {}
+
+Agent::~Agent() { Stop(); }
+
+absl::Status Agent::Start() {
+  if (auto st = common::MakeDirs(config_.data_dir, 0755); !st.ok()) return st;
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!config_.tls_ca.empty()) {
+    auto ca = common::ReadFile(config_.tls_ca);
+    if (!ca.ok()) return absl::InvalidArgumentError(ca.status().message());
+    grpc::SslCredentialsOptions opts;
+    opts.pem_root_certs = *ca;
+    creds = grpc::SslCredentials(opts);
+  }
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  // Our own backoff paces reconnects; keep gRPC's channel from waiting longer than ours.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(config_.reconnect_max)));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  auto channel = grpc::CreateCustomChannel(config_.mothership, creds, args);
+
+  auto provisioner = MakeProvisioner(config_, runner_);
+  if (!provisioner.ok()) return provisioner.status();
+  provisioner_ = *std::move(provisioner);
+  provisioning_ = std::make_unique<ProvisioningLoop>(provisioner_.get(), &health_, clock_,
+                                                     &random_, ProvisioningOptions{});
+
+  LinkOptions link;
+  link.name = config_.name;
+  link.cluster = config_.cluster;
+  link.bootstrap_token = config_.bootstrap_token;
+  link.data_dir = config_.data_dir;
+  link.version = TETHER_VERSION;
+  link.mode = config_.provisioner == "external" ? v1::AGENT_MODE_PRO : v1::AGENT_MODE_LITE;
+  link.heartbeat_interval = config_.heartbeat_interval;
+  link.backoff.max = config_.reconnect_max;
+  link_ = std::make_unique<MothershipLink>(link, channel, &health_, clock_, &random_);
+
+  spdlog::info("agent starting name={} mothership={} provisioner={} data_dir={}", config_.name,
+               config_.mothership, config_.provisioner, config_.data_dir);
+  link_thread_ = std::thread([this] {
+    link_status_ = link_->Run(&stop_);
+    link_done_.Notify();
+  });
+  provisioning_thread_ = std::thread([this] { provisioning_->Run(&stop_); });
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Wait() {
+  link_done_.WaitForNotification();
+  return link_status_;
+}
+
+void Agent::RequestStop() {
+  absl::MutexLock lock(&stop_mu_);
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (link_ != nullptr) link_->Cancel();
+}
+
+void Agent::Stop() {
+  RequestStop();
+  if (link_thread_.joinable()) link_thread_.join();
+  if (provisioning_thread_.joinable()) provisioning_thread_.join();
+}
+
+}  // namespace tether::agent

@@ -1,0 +1,61 @@
+// Agent: wires tether-agent together — the link to the mothership and the provisioning loop,
+// each on its own thread, sharing HealthState. The agent registers and keeps its stream while
+// PostgreSQL is still being provisioned (skeleton boot). Start/Stop from one thread.
+#pragma once
+
+#include <memory>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "agent/config.h"
+#include "agent/health_state.h"
+#include "agent/mothership_link.h"
+#include "agent/provisioner.h"
+#include "agent/provisioning.h"
+#include "common/clock.h"
+#include "common/process.h"
+#include "common/random.h"
+
+namespace tether::agent {
+
+class Agent {
+ public:
+  Agent(AgentConfig config, common::Clock* clock, common::ProcessRunner* runner);
+  ~Agent();
+
+  // Starts both loops. kInvalidArgument when the configuration cannot work (a TLS file that
+  // cannot be read, the data dir cannot be made).
+  absl::Status Start();
+  // Blocks until the link gives up (a refused registration) or Stop(); returns why.
+  absl::Status Wait();
+  // Asks both loops to end; safe from any thread (a signal handler thread), any number of times.
+  void RequestStop();
+  // RequestStop() and join the loops.
+  void Stop();
+
+  MothershipLink* link() { return link_.get(); }
+  ProvisioningLoop* provisioning() { return provisioning_.get(); }
+
+ private:
+  AgentConfig config_;
+  common::Clock* clock_;
+  common::ProcessRunner* runner_;
+  common::RealRandom random_;
+  HealthState health_;
+  absl::Mutex stop_mu_;
+  absl::Notification stop_;
+  absl::Notification link_done_;
+  absl::Status link_status_;
+  std::unique_ptr<Provisioner> provisioner_;
+  std::unique_ptr<ProvisioningLoop> provisioning_;
+  std::unique_ptr<MothershipLink> link_;
+  std::thread link_thread_;
+  std::thread provisioning_thread_;
+};
+
+// Builds the provisioner the config asks for.
+absl::StatusOr<std::unique_ptr<Provisioner>> MakeProvisioner(const AgentConfig& config,
+                                                             common::ProcessRunner* runner);
+
+}  // namespace tether::agent

@@ -1,0 +1,41 @@
+// AgentConfig: every setting of tether-agent, filled from flags, then TETHER_* environment
+// variables (DATABASE_URL for the database), then defaults; validated once.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace tether::agent {
+
+struct AgentConfig {
+  std::string mothership = "127.0.0.1:7400";
+  std::string bootstrap_token;  // needed for the first registration only
+  std::string name;             // default: the hostname
+  std::string cluster;          // default: the bootstrap token's cluster
+  std::string data_dir;         // default: /var/lib/tether/agent as root, else ~/.local/state
+  std::string provisioner = "local";  // local | lxd | external
+  std::string database_url;     // external (pro) mode
+  std::string lxd_socket = "/var/lib/lxd/unix.socket";
+  std::string lxd_url;
+  std::string lxd_cert;
+  std::string lxd_key;
+  std::string lxd_instance;     // default: name
+  std::string tls_ca;           // CA of the mothership's certificate; set: use TLS
+  std::string log_format = "text";
+  std::string log_level = "info";
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  absl::Duration reconnect_max = absl::Seconds(5);
+  std::string postgres_bin_dir;
+};
+
+void AddAgentFlags(CLI::App& app, AgentConfig* config);
+
+// Fills defaults (name from the hostname, data dir, LXD instance) and checks combinations.
+// kInvalidArgument names the bad setting.
+absl::Status FinishAgentConfig(AgentConfig* config);
+
+}  // namespace tether::agent

@@ -1,0 +1,60 @@
+// tether-agent: parses flags into an AgentConfig and runs an Agent until SIGINT or SIGTERM,
+// or until the mothership refuses it for good.
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/process.h"
+
+int main(int argc, char** argv) {
+  using namespace tether;
+  agent::AgentConfig config;
+  CLI::App app{
+      "tether-agent: registers with the mothership, provisions a local PostgreSQL and keeps it "
+      "in the state the mothership asks for."};
+  app.set_version_flag("--version", std::string(TETHER_VERSION));
+  agent::AddAgentFlags(app, &config);
+  CLI11_PARSE(app, argc, argv);
+  if (auto st = agent::FinishAgentConfig(&config); !st.ok()) {
+    std::cerr << "tether-agent: " << st.message() << "\n";
+    return 2;
+  }
+  common::InitLogging("tether-agent",
+                      config.log_format == "json" ? common::LogFormat::kJson
+                                                  : common::LogFormat::kText,
+                      config.log_level);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  common::RealProcessRunner runner;
+  agent::Agent agent(config, common::RealClock::Get(), &runner);
+  if (absl::Status st = agent.Start(); !st.ok()) {
+    std::cerr << "tether-agent: " << st.message() << "\n";
+    return 1;
+  }
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal={} stopping", sig);
+    agent.RequestStop();
+  });
+  signal_thread.detach();
+  absl::Status st = agent.Wait();
+  agent.Stop();
+  if (!st.ok()) {
+    spdlog::error("{}", st.message());
+    std::cerr << "tether-agent: " << st.message() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,2 @@
+DROP TABLE agent_state;
+DROP TABLE agent_commands;

@@ -1,0 +1,75 @@
+// MothershipLink: the agent's connection to the mothership, in three layers as in an xDS
+// client: (1) registration and a Connect stream that reconnects with capped exponential
+// backoff and jitter; (2) protocol state — identity, incarnation, the Hello/Welcome handshake,
+// heartbeats; (3) dispatch of what the mothership sends to callbacks.
+// Run() owns the stream on the calling thread plus one heartbeat thread per stream; Cancel(),
+// connected() and identity() are safe from any thread.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "agent/health_state.h"
+#include "agent/identity.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "tether/v1/agent_service.grpc.pb.h"
+
+namespace tether::agent {
+
+struct LinkOptions {
+  std::string name;
+  std::string cluster;
+  std::string bootstrap_token;
+  std::string data_dir;
+  std::string version;
+  v1::AgentMode mode = v1::AGENT_MODE_LITE;
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  common::BackoffPolicy backoff;
+};
+
+class MothershipLink {
+ public:
+  MothershipLink(LinkOptions options, std::shared_ptr<grpc::Channel> channel,
+                 HealthState* health, common::Clock* clock, common::Random* random);
+
+  // Registers when there is no stored identity, then keeps a Connect stream open until `stop`
+  // is notified (call Cancel() too, to interrupt a stream that is waiting on the network).
+  // Returns OK when stopped; kUnauthenticated / kPermissionDenied / kInvalidArgument when the
+  // mothership refuses the registration; kFailedPrecondition with neither an identity nor a
+  // bootstrap token.
+  absl::Status Run(const absl::Notification* stop);
+  void Cancel();
+
+  bool connected() const;
+  std::optional<Identity> identity() const;
+
+ private:
+  absl::StatusOr<Identity> Register(const absl::Notification* stop);
+  // One stream, from Hello until it ends; returns how it ended.
+  grpc::Status RunStream(const Identity& identity, common::Backoff* backoff);
+
+  const LinkOptions options_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  HealthState* health_;
+  common::Clock* clock_;
+  common::Random* random_;
+
+  mutable absl::Mutex mu_;
+  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<Identity> identity_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tether::agent

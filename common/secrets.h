@@ -1,0 +1,23 @@
+// Secrets: random tokens and credentials, and the hashes the databases keep instead of them.
+// Tokens have 256 bits of entropy, so a plain SHA-256 is the right hash (no salt or stretching
+// is needed for a secret nobody chose). Thread-safe.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+namespace tether::common {
+
+// `bytes` random bytes from OpenSSL, hex-encoded.
+std::string RandomHex(int bytes);
+
+// A fresh token "<prefix><64 hex chars>".
+std::string NewSecret(absl::string_view prefix);
+
+// Hex SHA-256 of `secret`.
+std::string HashSecret(absl::string_view secret);
+
+// Compares without leaking where the first difference is.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
+
+}  // namespace tether::common

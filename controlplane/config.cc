@@ -1,0 +1,61 @@
+// Flags of tether-mothership.
+#include "controlplane/config.h"
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+#include "common/logging.h"
+#include "common/process.h"
+
+namespace tether::controlplane {
+
+void AddMothershipFlags(CLI::App& app, MothershipConfig* c) {
+  app.add_option("--listen", c->listen, "address to serve gRPC on (port 0 picks one)")
+      ->envname("TETHER_LISTEN")
+      ->capture_default_str();
+  app.add_option("--data-dir", c->data_dir,
+                 "where the operator token, the address file and (lite mode) PostgreSQL live")
+      ->envname("TETHER_DATA_DIR");
+  app.add_option("--database-url", c->database_url,
+                 "external PostgreSQL (pro mode); without it the mothership runs its own (lite)")
+      ->envname("DATABASE_URL");
+  app.add_option("--tls-cert", c->tls_cert, "server certificate (PEM)")->envname("TETHER_TLS_CERT");
+  app.add_option("--tls-key", c->tls_key, "server private key (PEM)")->envname("TETHER_TLS_KEY");
+  app.add_option("--tls-client-ca", c->tls_client_ca, "CA that client certificates must chain to")
+      ->envname("TETHER_TLS_CLIENT_CA");
+  app.add_option("--log-format", c->log_format, "text or json")
+      ->envname("TETHER_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--log-level", c->log_level, "trace, debug, info, warn or error")
+      ->envname("TETHER_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  common::AddDurationOption(app, "--heartbeat-ttl", &c->heartbeat_ttl,
+                            "an agent silent for this long is lost", "TETHER_HEARTBEAT_TTL");
+  app.add_option("--postgres-bin-dir", c->postgres_bin_dir,
+                 "PostgreSQL server binaries for lite mode")
+      ->envname("TETHER_POSTGRES_BIN_DIR");
+}
+
+absl::Status FinishMothershipConfig(MothershipConfig* c) {
+  if (c->data_dir.empty()) {
+    const char* home = std::getenv("HOME");
+    c->data_dir = common::RunningAsRoot() || home == nullptr
+                      ? "/var/lib/tether/mothership"
+                      : absl::StrCat(home, "/.local/state/tether/mothership");
+  }
+  if (c->tls_cert.empty() != c->tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!c->tls_client_ca.empty() && c->tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  if (c->heartbeat_ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--heartbeat-ttl must be positive");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tether::controlplane

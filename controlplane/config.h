@@ -1,0 +1,33 @@
+// MothershipConfig: every setting of tether-mothership, filled from flags, then TETHER_*
+// environment variables (DATABASE_URL for the database), then defaults; validated once.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace tether::controlplane {
+
+struct MothershipConfig {
+  std::string listen = "127.0.0.1:7400";
+  std::string data_dir;      // default: /var/lib/tether/mothership as root, else ~/.local/state
+  std::string database_url;  // empty: lite mode, own PostgreSQL under data_dir/postgres
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;  // set: clients must present a certificate it signed
+  std::string log_format = "text";
+  std::string log_level = "info";
+  absl::Duration heartbeat_ttl = absl::Seconds(15);
+  std::string postgres_bin_dir;  // default: the newest /usr/lib/postgresql/*/bin
+};
+
+// Declares the flags on `app`, writing into `config`.
+void AddMothershipFlags(CLI::App& app, MothershipConfig* config);
+
+// Fills defaults and checks combinations. kInvalidArgument names the bad setting.
+absl::Status FinishMothershipConfig(MothershipConfig* config);
+
+}  // namespace tether::controlplane

@@ -1,0 +1,58 @@
+// tether-mothership: parses flags into a MothershipConfig and runs a Mothership until SIGINT
+// or SIGTERM.
+#include <csignal>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "controlplane/mothership.h"
+
+int main(int argc, char** argv) {
+  using namespace tether;
+  controlplane::MothershipConfig config;
+  CLI::App app{
+      "tether-mothership: keeps the desired state of every cluster and streams it to the "
+      "agents.\nWith no --database-url it runs its own PostgreSQL under --data-dir (lite mode)."};
+  app.set_version_flag("--version", std::string(TETHER_VERSION));
+  controlplane::AddMothershipFlags(app, &config);
+  CLI11_PARSE(app, argc, argv);
+  if (auto st = controlplane::FinishMothershipConfig(&config); !st.ok()) {
+    std::cerr << "tether-mothership: " << st.message() << "\n";
+    return 2;
+  }
+  common::InitLogging("tether-mothership",
+                      config.log_format == "json" ? common::LogFormat::kJson
+                                                  : common::LogFormat::kText,
+                      config.log_level);
+
+  // Signals are taken by a dedicated thread with sigwait, so no handler runs in random threads.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  common::RealProcessRunner runner;
+  controlplane::Mothership mothership(config, common::RealClock::Get(), &runner);
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal={} shutting down", sig);
+    mothership.RequestStop();
+  });
+  signal_thread.detach();
+
+  if (absl::Status st = mothership.Start(); !st.ok()) {
+    if (absl::IsCancelled(st)) return 0;
+    spdlog::error("cannot start: {}", st.message());
+    std::cerr << "tether-mothership: " << st.message() << "\n";
+    return 1;
+  }
+  mothership.Wait();
+  mothership.Shutdown();
+  return 0;
+}

@@ -1,0 +1,209 @@
+// Mothership start-up sequence and housekeeping loop.
+#include "controlplane/mothership.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/backoff.h"
+#include "common/files.h"
+#include "common/secrets.h"
+#include "controlplane/schema.h"
+
+namespace tether::controlplane {
+
+Mothership::Mothership(MothershipConfig config, common::Clock* clock,
+                       common::ProcessRunner* runner)
+    : config_(std::move(config)), clock_(clock), runner_(runner) {}
+
+Mothership::~Mothership() { Shutdown(); }
+
+absl::Status Mothership::StartServer() {
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!config_.tls_cert.empty()) {
+    auto cert = common::ReadFile(config_.tls_cert);
+    auto key = common::ReadFile(config_.tls_key);
+    if (!cert.ok()) return absl::InvalidArgumentError(cert.status().message());
+    if (!key.ok()) return absl::InvalidArgumentError(key.status().message());
+    grpc::SslServerCredentialsOptions opts;
+    opts.pem_key_cert_pairs.push_back({*key, *cert});
+    if (!config_.tls_client_ca.empty()) {
+      auto ca = common::ReadFile(config_.tls_client_ca);
+      if (!ca.ok()) return absl::InvalidArgumentError(ca.status().message());
+      opts.pem_root_certs = *ca;
+      opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(opts);
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  agent_service_ = MakeAgentService(&backend_);
+  control_service_ = MakeControlService(&backend_);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config_.listen, creds, &port_);
+  builder.RegisterService(agent_service_.get());
+  builder.RegisterService(control_service_.get());
+  // Agents ping through idle periods; let their keepalives through.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", config_.listen,
+                                                   " (in use, or not an address)"));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  spdlog::info("listening address={} port={} tls={}", config_.listen, port_,
+               config_.tls_cert.empty() ? "off" : "on");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Mothership::PrepareDatabase() {
+  if (!config_.database_url.empty()) {
+    spdlog::info("mode=pro database=external");
+    return config_.database_url;
+  }
+  spdlog::info("mode=lite database=local dir={}/postgres", config_.data_dir);
+  const std::string password_file = config_.data_dir + "/postgres.password";
+  auto password = common::ReadFile(password_file);
+  if (absl::IsNotFound(password.status())) {
+    password = common::RandomHex(24);
+    if (auto st = common::WriteFileAtomically(password_file, *password, 0600); !st.ok()) return st;
+  }
+  if (!password.ok()) return password.status();
+  common::LocalPostgresOptions options;
+  options.root = config_.data_dir + "/postgres";
+  options.bin_dir = config_.postgres_bin_dir;
+  options.password = std::string(absl::StripAsciiWhitespace(*password));
+  local_postgres_ = std::make_unique<common::LocalPostgres>(options, runner_);
+  common::Backoff backoff({absl::Milliseconds(500), absl::Seconds(10)}, &random_);
+  for (;;) {
+    absl::Status st = local_postgres_->EnsureInitialized();
+    if (st.ok()) st = local_postgres_->EnsureRunning();
+    if (st.ok()) break;
+    const absl::Duration delay = backoff.Next();
+    spdlog::warn("local postgres not up yet retry_in={} reason=\"{}\"",
+                 absl::FormatDuration(delay), st.message());
+    if (!clock_->SleepFor(delay, &stop_)) return absl::CancelledError("shutting down");
+  }
+  // The cluster's own database for our tables, created once.
+  const std::string admin_url = local_postgres_->ConnectionUrl("postgres");
+  if (auto st = WaitForDatabase(admin_url); !st.ok()) return st;
+  auto conn = common::Connect(admin_url);
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::nontransaction tx(**conn);
+    if (tx.exec("SELECT 1 FROM pg_database WHERE datname = 'tether'").empty()) {
+      tx.exec("CREATE DATABASE tether");
+      spdlog::info("created database tether");
+    }
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
+  return local_postgres_->ConnectionUrl("tether");
+}
+
+absl::Status Mothership::WaitForDatabase(const std::string& url) {
+  common::Backoff backoff({absl::Milliseconds(250), absl::Seconds(10)}, &random_);
+  for (;;) {
+    auto ping = common::Ping(url);
+    if (ping.ok()) {
+      spdlog::info("database answers version={} select1_ms={:.2f}", ping->server_version,
+                   absl::ToDoubleMilliseconds(ping->select1_latency));
+      return absl::OkStatus();
+    }
+    const absl::Duration delay = backoff.Next();
+    spdlog::warn("database not answering retry_in={} reason=\"{}\"", absl::FormatDuration(delay),
+                 ping.status().message());
+    if (!clock_->SleepFor(delay, &stop_)) return absl::CancelledError("shutting down");
+  }
+}
+
+absl::Status Mothership::Start() {
+  if (auto st = common::MakeDirs(config_.data_dir, 0755); !st.ok()) return st;
+  if (auto st = StartServer(); !st.ok()) return st;
+
+  auto url = PrepareDatabase();
+  if (!url.ok()) return url.status();
+  database_url_ = *url;
+  if (auto st = WaitForDatabase(database_url_); !st.ok()) return st;
+  if (auto st = MigrateMothershipSchema(database_url_, clock_); !st.ok()) return st;
+
+  pool_ = std::make_unique<common::PgPool>(database_url_, 16);
+  events_ = std::make_unique<EventLog>(pool_.get());
+  streams_ = std::make_unique<StreamRegistry>();
+  agents_ = std::make_unique<AgentRegistry>(pool_.get(), events_.get(), streams_.get(), clock_,
+                                            config_.heartbeat_ttl);
+  tokens_ = std::make_unique<TokenStore>(pool_.get(), events_.get(), clock_);
+
+  const std::string token_file = config_.data_dir + "/operator.token";
+  auto created = tokens_->EnsureOperatorToken([&](const std::string& secret) {
+    return common::WriteFileAtomically(token_file, secret + "\n", 0600);
+  });
+  if (!created.ok()) return created.status();
+  if (*created) {
+    spdlog::info("operator token created file={}", token_file);
+  } else if (!std::filesystem::exists(token_file)) {
+    spdlog::info("an operator token exists already; it is not in {} (another replica or data "
+                 "dir made it)", token_file);
+  }
+
+  backend_.agents = agents_.get();
+  backend_.tokens = tokens_.get();
+  backend_.events = events_.get();
+  backend_.streams = streams_.get();
+  backend_.ready.store(true);
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  housekeeping_ = std::thread([this] { Housekeeping(); });
+
+  const std::string address = absl::StrCat("127.0.0.1:", port_);
+  if (auto st = common::WriteFileAtomically(config_.data_dir + "/mothership.addr", address + "\n", 0644);
+      !st.ok()) {
+    return st;
+  }
+  spdlog::info("mothership ready port={} data_dir={}", port_, config_.data_dir);
+  return absl::OkStatus();
+}
+
+void Mothership::Housekeeping() {
+  const absl::Duration sweep_every = std::max(config_.heartbeat_ttl / 3, absl::Milliseconds(100));
+  absl::Time next_sweep = clock_->Now() + sweep_every;
+  for (;;) {
+    const bool stopping = !clock_->SleepFor(absl::Milliseconds(250), &stop_);
+    if (auto st = agents_->FlushHeartbeats(); !st.ok()) {
+      spdlog::warn("heartbeat flush failed reason=\"{}\"", st.message());
+    }
+    if (stopping) return;
+    if (clock_->Now() >= next_sweep) {
+      next_sweep = clock_->Now() + sweep_every;
+      if (auto st = agents_->SweepLost(); !st.ok()) {
+        spdlog::warn("liveness sweep failed reason=\"{}\"", st.message());
+      }
+    }
+  }
+}
+
+void Mothership::RequestStop() {
+  absl::MutexLock lock(&stop_mu_);
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+}
+
+void Mothership::Shutdown() {
+  RequestStop();
+  if (shut_down_) return;
+  shut_down_ = true;
+  backend_.stopping.store(true);
+  if (server_ != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  if (housekeeping_.joinable()) housekeeping_.join();
+  spdlog::info("mothership stopped");
+}
+
+}  // namespace tether::controlplane

@@ -1,0 +1,73 @@
+// Mothership: wires the control plane together. Start() brings up the gRPC skeleton first
+// (health NOT_SERVING, every RPC UNAVAILABLE), then the database — its own PostgreSQL in lite
+// mode, or DATABASE_URL in pro mode, retried until SELECT 1 answers — then migrations and the
+// operator token, and only then serves. A background thread flushes heartbeats and marks lost
+// agents. Start/Shutdown from one thread; the rest is thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/service_type.h>
+
+#include <memory>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "common/clock.h"
+#include "common/local_postgres.h"
+#include "common/pg.h"
+#include "common/process.h"
+#include "common/random.h"
+#include "controlplane/config.h"
+#include "controlplane/services.h"
+
+namespace tether::controlplane {
+
+class Mothership {
+ public:
+  Mothership(MothershipConfig config, common::Clock* clock, common::ProcessRunner* runner);
+  ~Mothership();
+
+  // Returns once the mothership serves, or with why it cannot: kInvalidArgument for a bad
+  // listen address or TLS file, kCancelled when Shutdown() came first, the database's error
+  // when its schema cannot be migrated.
+  absl::Status Start();
+  // Asks Start() and Wait() to return; safe from any thread, any number of times.
+  void RequestStop();
+  // Blocks until RequestStop().
+  void Wait() { stop_.WaitForNotification(); }
+  // Stops serving; in-flight streams end and agents reconnect (to this or another replica).
+  void Shutdown();
+
+  int port() const { return port_; }
+  const std::string& database_url() const { return database_url_; }
+
+ private:
+  absl::Status StartServer();
+  absl::StatusOr<std::string> PrepareDatabase();
+  absl::Status WaitForDatabase(const std::string& url);
+  void Housekeeping();
+
+  MothershipConfig config_;
+  common::Clock* clock_;
+  common::ProcessRunner* runner_;
+  common::RealRandom random_;
+  absl::Mutex stop_mu_;
+  absl::Notification stop_;
+  bool shut_down_ = false;
+  Backend backend_;
+  std::unique_ptr<grpc::Service> agent_service_;
+  std::unique_ptr<grpc::Service> control_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string database_url_;
+  std::unique_ptr<common::LocalPostgres> local_postgres_;
+  std::unique_ptr<common::PgPool> pool_;
+  std::unique_ptr<EventLog> events_;
+  std::unique_ptr<StreamRegistry> streams_;
+  std::unique_ptr<AgentRegistry> agents_;
+  std::unique_ptr<TokenStore> tokens_;
+  std::thread housekeeping_;
+};
+
+}  // namespace tether::controlplane

@@ -1,0 +1,31 @@
+// The gRPC face of the mothership: AgentService and ControlService adapters that translate
+// proto ↔ domain calls and absl::Status ↔ grpc::Status, and nothing more. Until the database is
+// ready (lite mode provisions it after the server is already up) every call answers
+// UNAVAILABLE "mothership is starting".
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+
+#include "controlplane/agent_registry.h"
+#include "controlplane/event_log.h"
+#include "controlplane/stream_registry.h"
+#include "controlplane/token_store.h"
+
+namespace tether::controlplane {
+
+struct Backend {
+  AgentRegistry* agents = nullptr;
+  TokenStore* tokens = nullptr;
+  EventLog* events = nullptr;
+  StreamRegistry* streams = nullptr;
+  std::atomic<bool> ready{false};
+  std::atomic<bool> stopping{false};
+};
+
+std::unique_ptr<grpc::Service> MakeAgentService(Backend* backend);
+std::unique_ptr<grpc::Service> MakeControlService(Backend* backend);
+
+}  // namespace tether::controlplane

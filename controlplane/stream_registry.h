@@ -1,0 +1,45 @@
+// StreamRegistry: the agents' Connect streams open on this replica, so a re-registration, a
+// delete or a newer stream can close the old one. Thread-safe; Close() on a stream is called
+// with the registry's lock held, so a stream must not call back into the registry from Close().
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+
+namespace tether::controlplane {
+
+class AgentStream {
+ public:
+  virtual ~AgentStream() = default;
+  // Ends the stream with `status`; idempotent.
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+class StreamRegistry {
+ public:
+  // Records `stream` as the agent's stream, closing the one it replaces. Returns a handle for
+  // Remove().
+  uint64_t Add(const std::string& agent_id, AgentStream* stream);
+  // Forgets the stream if `handle` is still the agent's current one.
+  void Remove(const std::string& agent_id, uint64_t handle);
+  // Closes the agent's stream, if it has one here.
+  void Close(const std::string& agent_id, const absl::Status& status);
+  bool IsConnected(const std::string& agent_id);
+  int size();
+
+ private:
+  struct Entry {
+    uint64_t handle;
+    AgentStream* stream;
+  };
+  absl::Mutex mu_;
+  uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<std::string, Entry> streams_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tether::controlplane

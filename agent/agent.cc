@@ -62,6 +62,13 @@ absl::Status Agent::Start() {
   link.mode = config_.provisioner == "external" ? v1::AGENT_MODE_PRO : v1::AGENT_MODE_LITE;
   link.heartbeat_interval = config_.heartbeat_interval;
   link.backoff.max = config_.reconnect_max;
+  // PostgreSQL is provisioned only for an agent the mothership accepted.
+  link.on_identity = [this](const Identity&) {
+    absl::MutexLock lock(&stop_mu_);
+    if (!provisioning_thread_.joinable() && !stop_.HasBeenNotified()) {
+      provisioning_thread_ = std::thread([this] { provisioning_->Run(&stop_); });
+    }
+  };
   link_ = std::make_unique<MothershipLink>(link, channel, &health_, clock_, &random_);
 
   spdlog::info("agent starting name={} mothership={} provisioner={} data_dir={}", config_.name,
@@ -70,7 +77,6 @@ absl::Status Agent::Start() {
     link_status_ = link_->Run(&stop_);
     link_done_.Notify();
   });
-  provisioning_thread_ = std::thread([this] { provisioning_->Run(&stop_); });
   return absl::OkStatus();
 }
 
@@ -88,6 +94,7 @@ void Agent::RequestStop() {
 void Agent::Stop() {
   RequestStop();
   if (link_thread_.joinable()) link_thread_.join();
+  // The link thread, the only one that starts the provisioning thread, has ended.
   if (provisioning_thread_.joinable()) provisioning_thread_.join();
 }
 

@@ -108,6 +108,7 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
       absl::MutexLock lock(&mu_);
       identity_ = id;
     }
+    if (options_.on_identity) options_.on_identity(*id);
     grpc::Status ended = RunStream(*id, &backoff);
     if (stop->HasBeenNotified()) break;
     if (ended.error_code() == grpc::StatusCode::UNAUTHENTICATED) {

@@ -36,6 +36,9 @@ struct LinkOptions {
   v1::AgentMode mode = v1::AGENT_MODE_LITE;
   absl::Duration heartbeat_interval = absl::Seconds(5);
   common::BackoffPolicy backoff;
+  // Called on the Run() thread whenever the agent's identity is established (loaded from disk
+  // or freshly registered), before the stream opens.
+  std::function<void(const Identity&)> on_identity;
 };
 
 class MothershipLink {

@@ -1,0 +1,374 @@
+// The mothership in-process on port 0 against a real PostgreSQL: registration with every kind
+// of bootstrap token, re-registration, authorisation of ControlService, heartbeats → healthy →
+// lost on a fake clock, and an agent link reconnecting after a mothership restart.
+#include "controlplane/mothership.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "agent/mothership_link.h"
+#include "common/files.h"
+#include "common/process.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/poll.h"
+#include "tests/testing/postgres_server.h"
+#include "tether/v1/agent_service.grpc.pb.h"
+#include "tether/v1/control_service.grpc.pb.h"
+
+namespace tether::controlplane {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using testing::PollUntil;
+
+class MothershipTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    url_ = testing::PostgresServer::Get().FreshDatabase();
+    StartMothership("127.0.0.1:0");
+  }
+
+  void StartMothership(const std::string& listen) {
+    MothershipConfig config;
+    config.listen = listen;
+    config.data_dir = dir_.path();
+    config.database_url = url_;
+    config.heartbeat_ttl = absl::Seconds(10);
+    mothership_ = std::make_unique<Mothership>(config, &clock_, &runner_);
+    absl::Status st = mothership_->Start();
+    ASSERT_TRUE(st.ok()) << st;
+    auto token = common::ReadFile(dir_.path() + "/operator.token");
+    ASSERT_TRUE(token.ok());
+    operator_token_ = std::string(absl::StripAsciiWhitespace(*token));
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", mothership_->port()),
+                                   grpc::InsecureChannelCredentials());
+    agents_ = v1::AgentService::NewStub(channel_);
+    control_ = v1::ControlService::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    if (mothership_ != nullptr) mothership_->Shutdown();
+  }
+
+  std::unique_ptr<grpc::ClientContext> Operator() {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("authorization", "Bearer " + operator_token_);
+    return ctx;
+  }
+
+  v1::CreateBootstrapTokenResponse CreateToken(const std::string& cluster, absl::Duration ttl = {},
+                                               int uses = 0) {
+    v1::CreateBootstrapTokenRequest req;
+    req.set_cluster(cluster);
+    *req.mutable_ttl() = TimeUtil::SecondsToDuration(absl::ToInt64Seconds(ttl));
+    req.set_uses(uses);
+    v1::CreateBootstrapTokenResponse resp;
+    auto ctx = Operator();
+    grpc::Status st = control_->CreateBootstrapToken(ctx.get(), req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  }
+
+  grpc::Status Register(const std::string& token, const std::string& name,
+                        v1::RegisterResponse* resp, const std::string& cluster = "") {
+    v1::RegisterRequest req;
+    req.set_bootstrap_token(token);
+    req.set_name(name);
+    req.set_cluster(cluster);
+    req.set_version("test");
+    grpc::ClientContext ctx;
+    return agents_->Register(&ctx, req, resp);
+  }
+
+  int64_t Count(const std::string& sql) {
+    pqxx::connection c(url_);
+    pqxx::nontransaction tx(c);
+    return tx.exec1(sql)[0].as<int64_t>();
+  }
+
+  // The agent as the operator sees it; an empty Agent (status UNSPECIFIED) until it exists.
+  v1::Agent GetAgent(const std::string& name) {
+    v1::GetAgentRequest req;
+    req.set_name(name);
+    v1::Agent agent;
+    auto ctx = Operator();
+    (void)control_->GetAgent(ctx.get(), req, &agent);
+    return agent;
+  }
+
+  std::vector<std::string> EventKinds() {
+    v1::ListEventsRequest req;
+    req.set_limit(1000);
+    v1::ListEventsResponse resp;
+    auto ctx = Operator();
+    EXPECT_TRUE(control_->ListEvents(ctx.get(), req, &resp).ok());
+    std::vector<std::string> kinds;
+    for (const auto& e : resp.events()) kinds.push_back(e.kind());
+    return kinds;
+  }
+
+  // A refused registration must leave no trace: no agent, no event, no use of the token.
+  void ExpectRefusedWithoutWriting(const std::string& token, const std::string& cluster,
+                                   grpc::StatusCode code, const std::string& message_part) {
+    const int64_t agents = Count("SELECT count(*) FROM agents");
+    const int64_t events = Count("SELECT count(*) FROM events");
+    const int64_t uses = Count("SELECT coalesce(sum(uses), 0) FROM bootstrap_tokens");
+    v1::RegisterResponse resp;
+    grpc::Status st = Register(token, "refused-agent", &resp, cluster);
+    EXPECT_EQ(st.error_code(), code) << st.error_message();
+    EXPECT_NE(st.error_message().find(message_part), std::string::npos) << st.error_message();
+    EXPECT_EQ(st.error_message().find('\n'), std::string::npos);
+    EXPECT_EQ(Count("SELECT count(*) FROM agents"), agents);
+    EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
+    EXPECT_EQ(Count("SELECT coalesce(sum(uses), 0) FROM bootstrap_tokens"), uses);
+  }
+
+  testing::TempDir dir_;
+  testing::FakeClock clock_;
+  common::RealProcessRunner runner_;
+  std::string url_;
+  std::unique_ptr<Mothership> mothership_;
+  std::string operator_token_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AgentService::Stub> agents_;
+  std::unique_ptr<v1::ControlService::Stub> control_;
+};
+
+TEST_F(MothershipTest, OperatorTokenIsWrittenOwnerOnlyAndStoredHashed) {
+  struct stat st;
+  ASSERT_EQ(::stat((dir_.path() + "/operator.token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  EXPECT_EQ(Count("SELECT count(*) FROM operator_tokens"), 1);
+  pqxx::connection c(url_);
+  pqxx::nontransaction tx(c);
+  EXPECT_EQ(tx.exec_params("SELECT 1 FROM operator_tokens WHERE secret_hash = $1", operator_token_)
+                .size(),
+            0u);
+}
+
+TEST_F(MothershipTest, RegistersAndReRegistersUnderTheSameName) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse first;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &first).ok());
+  EXPECT_EQ(first.incarnation(), 1);
+  EXPECT_EQ(first.cluster(), "shop");
+
+  v1::RegisterResponse second;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &second).ok());
+  EXPECT_EQ(second.agent_id(), first.agent_id());
+  EXPECT_EQ(second.incarnation(), 2);
+  EXPECT_NE(second.credential(), first.credential());
+  EXPECT_EQ(Count("SELECT count(*) FROM agents"), 1);
+  // Only hashes are stored.
+  EXPECT_EQ(Count(absl::StrCat("SELECT count(*) FROM agents WHERE credential_hash = '",
+                               second.credential(), "'")),
+            0);
+
+  // The old credential no longer opens a stream.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + first.credential());
+  ctx.AddMetadata("x-tether-agent-id", first.agent_id());
+  auto stream = agents_->Connect(&ctx);
+  v1::MothershipMessage msg;
+  EXPECT_FALSE(stream->Read(&msg));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(MothershipTest, WrongTokenIsRefusedAndNothingIsWritten) {
+  CreateToken("shop");
+  ExpectRefusedWithoutWriting("ttb_000000000000.nope", "", grpc::StatusCode::UNAUTHENTICATED,
+                              "bootstrap token is not valid");
+  ExpectRefusedWithoutWriting("", "", grpc::StatusCode::UNAUTHENTICATED, "missing bootstrap token");
+}
+
+TEST_F(MothershipTest, ExpiredTokenIsRefused) {
+  auto token = CreateToken("shop", absl::Hours(1));
+  clock_.Advance(absl::Hours(1) + absl::Seconds(1));
+  ExpectRefusedWithoutWriting(token.secret(), "", grpc::StatusCode::PERMISSION_DENIED, "expired");
+}
+
+TEST_F(MothershipTest, RevokedTokenIsRefused) {
+  auto token = CreateToken("shop");
+  v1::RevokeBootstrapTokenRequest req;
+  req.set_id(token.token().id());
+  v1::BootstrapToken revoked;
+  auto ctx = Operator();
+  ASSERT_TRUE(control_->RevokeBootstrapToken(ctx.get(), req, &revoked).ok());
+  EXPECT_EQ(revoked.state(), v1::TOKEN_STATE_REVOKED);
+  ExpectRefusedWithoutWriting(token.secret(), "", grpc::StatusCode::PERMISSION_DENIED, "revoked");
+}
+
+TEST_F(MothershipTest, UsedUpTokenIsRefused) {
+  auto token = CreateToken("shop", {}, 1);
+  v1::RegisterResponse resp;
+  ASSERT_TRUE(Register(token.secret(), "only-one", &resp).ok());
+  ExpectRefusedWithoutWriting(token.secret(), "", grpc::StatusCode::PERMISSION_DENIED, "used up");
+}
+
+TEST_F(MothershipTest, TokenOfAnotherClusterIsRefused) {
+  auto token = CreateToken("shop");
+  ExpectRefusedWithoutWriting(token.secret(), "billing", grpc::StatusCode::PERMISSION_DENIED,
+                              "is for cluster \"shop\"");
+}
+
+TEST_F(MothershipTest, BadNamesAreRefusedWithInvalidArgument) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse resp;
+  grpc::Status st = Register(token.secret(), "Robert'); DROP TABLE agents;--", &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
+  v1::CreateBootstrapTokenRequest req;
+  req.set_cluster("Bad Cluster");
+  v1::CreateBootstrapTokenResponse created;
+  auto ctx = Operator();
+  EXPECT_EQ(control_->CreateBootstrapToken(ctx.get(), req, &created).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(MothershipTest, ControlServiceNeedsAnOperatorTokenAndRefusesAgents) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse agent;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
+  v1::ListAgentsResponse resp;
+  {
+    grpc::ClientContext ctx;
+    EXPECT_EQ(control_->ListAgents(&ctx, {}, &resp).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer tto_wrong");
+    EXPECT_EQ(control_->ListAgents(&ctx, {}, &resp).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + agent.credential());
+    EXPECT_EQ(control_->ListAgents(&ctx, {}, &resp).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  v1::GetAgentRequest get;
+  get.set_name("nobody");
+  v1::Agent out;
+  auto ctx = Operator();
+  grpc::Status st = control_->GetAgent(ctx.get(), get, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(st.error_message(), "no agent named \"nobody\"");
+}
+
+TEST_F(MothershipTest, DeleteForgetsTheAgentAndItsCredential) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse agent;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
+  v1::DeleteAgentRequest req;
+  req.set_name("web-1");
+  v1::DeleteAgentResponse resp;
+  auto ctx = Operator();
+  ASSERT_TRUE(control_->DeleteAgent(ctx.get(), req, &resp).ok());
+  EXPECT_EQ(resp.agent().id(), agent.agent_id());
+  EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
+  auto again = Operator();
+  EXPECT_EQ(control_->DeleteAgent(again.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// Runs a real MothershipLink (real clock, fast heartbeats) against the test's mothership.
+class LinkRunner {
+ public:
+  LinkRunner(const std::string& target, const std::string& token, const std::string& data_dir)
+      : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())) {
+    agent::LinkOptions options;
+    options.name = "web-1";
+    options.bootstrap_token = token;
+    options.data_dir = data_dir;
+    options.version = "test";
+    options.heartbeat_interval = absl::Milliseconds(50);
+    options.backoff = {absl::Milliseconds(20), absl::Milliseconds(200), 2.0, 0.5};
+    link_ = std::make_unique<agent::MothershipLink>(options, channel_, &health_,
+                                                    common::RealClock::Get(), &random_);
+    thread_ = std::thread([this] { result_ = link_->Run(&stop_); });
+  }
+  ~LinkRunner() { Stop(); }
+  void Stop() {
+    if (!stop_.HasBeenNotified()) stop_.Notify();
+    link_->Cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+  agent::MothershipLink& link() { return *link_; }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  agent::HealthState health_;
+  common::RealRandom random_;
+  absl::Notification stop_;
+  std::unique_ptr<agent::MothershipLink> link_;
+  absl::Status result_;
+  std::thread thread_;
+};
+
+TEST_F(MothershipTest, HeartbeatsMakeAnAgentHealthyAndSilenceMakesItLost) {
+  auto token = CreateToken("shop");
+  testing::TempDir agent_dir;
+  LinkRunner runner(absl::StrCat("127.0.0.1:", mothership_->port()), token.secret(), agent_dir.path());
+  // Heartbeats are written by the housekeeping loop, which runs on the mothership's clock.
+  ASSERT_TRUE(PollUntil([&] {
+    clock_.Advance(absl::Milliseconds(250));
+    return GetAgent("web-1").status() == v1::AGENT_STATUS_HEALTHY;
+  }));
+  runner.Stop();
+  // The TTL passes on the mothership's clock with no heartbeat.
+  clock_.Advance(absl::Seconds(11));
+  EXPECT_EQ(GetAgent("web-1").status(), v1::AGENT_STATUS_LOST);
+  ASSERT_TRUE(PollUntil([&] {
+    clock_.Advance(absl::Milliseconds(250));  // lets the housekeeping loop run its sweep
+    auto kinds = EventKinds();
+    return std::find(kinds.begin(), kinds.end(), "agent.lost") != kinds.end();
+  }));
+}
+
+TEST_F(MothershipTest, LinkReconnectsAfterARestartWithoutRegisteringAgain) {
+  auto token = CreateToken("shop");
+  testing::TempDir agent_dir;
+  const int port = mothership_->port();
+  LinkRunner runner(absl::StrCat("127.0.0.1:", port), token.secret(), agent_dir.path());
+  ASSERT_TRUE(PollUntil([&] { return runner.link().connected(); }));
+  const std::string id = runner.link().identity()->agent_id;
+
+  mothership_->Shutdown();
+  mothership_.reset();
+  ASSERT_TRUE(PollUntil([&] { return !runner.link().connected(); }));
+  StartMothership(absl::StrCat("127.0.0.1:", port));
+  ASSERT_TRUE(PollUntil([&] { return runner.link().connected(); }));
+  ASSERT_TRUE(PollUntil([&] {
+    clock_.Advance(absl::Milliseconds(250));
+    return GetAgent("web-1").status() == v1::AGENT_STATUS_HEALTHY;
+  }));
+  v1::Agent agent = GetAgent("web-1");
+  EXPECT_EQ(agent.id(), id);
+  EXPECT_EQ(agent.incarnation(), 1);
+  auto kinds = EventKinds();
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.registered"), 1);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.reregistered"), 0);
+}
+
+TEST_F(MothershipTest, ARecreatedAgentGetsANewIncarnationAndTheOldStreamIsClosed) {
+  auto token = CreateToken("shop");
+  testing::TempDir old_disk;
+  LinkRunner old_agent(absl::StrCat("127.0.0.1:", mothership_->port()), token.secret(), old_disk.path());
+  ASSERT_TRUE(PollUntil([&] { return old_agent.link().connected(); }));
+  const std::string id = old_agent.link().identity()->agent_id;
+  old_agent.Stop();
+
+  testing::TempDir new_disk;  // the container was recreated with an empty disk
+  LinkRunner new_agent(absl::StrCat("127.0.0.1:", mothership_->port()), token.secret(), new_disk.path());
+  ASSERT_TRUE(PollUntil([&] { return new_agent.link().connected(); }));
+  EXPECT_EQ(new_agent.link().identity()->agent_id, id);
+  EXPECT_EQ(new_agent.link().identity()->incarnation, 2);
+}
+
+}  // namespace
+}  // namespace tether::controlplane

@@ -1,0 +1,97 @@
+// The provisioning loop against real PostgreSQL servers: the local provisioner from nothing to
+// ready, and an external PostgreSQL that is down at boot and appears later.
+#include "agent/provisioning.h"
+
+#include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "agent/local_provisioner.h"
+#include "common/local_postgres.h"
+#include "common/pg.h"
+#include "tests/testing/poll.h"
+#include "tests/testing/postgres_server.h"
+
+namespace tether::agent {
+namespace {
+
+using testing::PollUntil;
+
+ProvisioningOptions FastOptions() {
+  ProvisioningOptions o;
+  o.check_interval = absl::Milliseconds(100);
+  o.backoff = {absl::Milliseconds(20), absl::Milliseconds(200), 2.0, 0.5};
+  return o;
+}
+
+TEST(ProvisioningTest, LocalProvisionerGoesFromNothingToReady) {
+  testing::TempDir dir;
+  common::RealProcessRunner runner;
+  common::RealRandom random;
+  LocalProvisioner provisioner(dir.path(), "", &runner, /*durable=*/false);
+  HealthState health;
+  ProvisioningLoop loop(&provisioner, &health, common::RealClock::Get(), &random, FastOptions());
+  absl::Notification stop;
+  std::thread t([&] { loop.Run(&stop); });
+  const bool ready = PollUntil([&] { return loop.ready(); });
+  stop.Notify();
+  t.join();
+  ASSERT_TRUE(ready) << health.Get().reason();
+  v1::Health h = health.Get();
+  EXPECT_EQ(h.state(), v1::PROVISIONING_STATE_READY);
+  EXPECT_EQ(h.postgres_version().substr(0, 3), "15.");
+  EXPECT_EQ(h.provisioner(), "local");
+  auto ping = common::Ping(loop.database_url());
+  EXPECT_TRUE(ping.ok()) << ping.status();
+
+  // The agent's own schema was migrated.
+  {
+    pqxx::connection c(loop.database_url());
+    pqxx::nontransaction tx(c);
+    EXPECT_EQ(tx.exec1("SELECT count(*) FROM schema_migrations WHERE migration_set = "
+                       "'tether-agent' AND NOT dirty")[0]
+                  .as<int>(),
+              1);
+  }
+  common::LocalPostgres pg({dir.path() + "/postgres"}, &runner);
+  ASSERT_TRUE(pg.EnsureInitialized().ok());
+  ASSERT_TRUE(pg.Stop().ok());
+}
+
+TEST(ProvisioningTest, ExternalDatabaseDownAtBootBecomesReadyWhenItAppears) {
+  testing::TempDir dir;
+  common::RealProcessRunner runner;
+  common::RealRandom random;
+  common::LocalPostgresOptions pg_options;
+  pg_options.root = dir.path() + "/pg";
+  pg_options.durable = false;
+  common::LocalPostgres later(pg_options, &runner);
+  ASSERT_TRUE(later.EnsureInitialized().ok());  // exists, but is not running yet
+
+  ExternalProvisioner provisioner(later.ConnectionUrl("postgres"));
+  HealthState health;
+  ProvisioningOptions options = FastOptions();
+  options.own_database = "";
+  ProvisioningLoop loop(&provisioner, &health, common::RealClock::Get(), &random, options);
+  absl::Notification stop;
+  std::thread t([&] { loop.Run(&stop); });
+
+  ASSERT_TRUE(PollUntil([&] {
+    v1::Health h = health.Get();
+    return h.state() == v1::PROVISIONING_STATE_FAILED && h.attempt() >= 2;
+  }));
+  EXPECT_FALSE(loop.ready());
+  EXPECT_NE(health.Get().reason().find("does not answer"), std::string::npos) << health.Get().reason();
+
+  ASSERT_TRUE(later.EnsureRunning().ok());
+  const bool ready = PollUntil([&] { return loop.ready(); });
+  stop.Notify();
+  t.join();
+  (void)later.Stop();
+  ASSERT_TRUE(ready) << health.Get().reason();
+  EXPECT_EQ(health.Get().attempt(), 0);
+}
+
+}  // namespace
+}  // namespace tether::agent

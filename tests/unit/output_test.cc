@@ -1,0 +1,45 @@
+// tetherctl output: tables line up, JSON is the proto3 mapping, YAML carries the same data.
+#include "tools/ctl/output.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "tether/v1/types.pb.h"
+
+namespace tether::ctl {
+namespace {
+
+TEST(OutputTest, TableColumnsAreAligned) {
+  std::ostringstream out;
+  PrintTable({{"NAME", "STATUS"}, {{"a-long-name", "healthy"}, {"b", "lost"}}}, out);
+  EXPECT_EQ(out.str(),
+            "NAME         STATUS\n"
+            "a-long-name  healthy\n"
+            "b            lost\n");
+}
+
+TEST(OutputTest, JsonAndYamlCarryTheFields) {
+  v1::Agent agent;
+  agent.set_name("web-1");
+  agent.set_incarnation(7);
+  agent.set_status(v1::AGENT_STATUS_HEALTHY);
+  std::ostringstream json, yaml;
+  PrintStructured(agent, "json", json);
+  PrintStructured(agent, "yaml", yaml);
+  EXPECT_NE(json.str().find("\"name\": \"web-1\""), std::string::npos) << json.str();
+  EXPECT_NE(json.str().find("\"status\": \"AGENT_STATUS_HEALTHY\""), std::string::npos);
+  EXPECT_NE(json.str().find("\"incarnation\": \"7\""), std::string::npos);
+  EXPECT_NE(yaml.str().find("name: \"web-1\""), std::string::npos) << yaml.str();
+}
+
+TEST(OutputTest, AgoIsHumanSized) {
+  EXPECT_EQ(Ago(0, 100), "never");
+  EXPECT_EQ(Ago(95, 100), "5s ago");
+  EXPECT_EQ(Ago(100, 100 + 600), "10m ago");
+  EXPECT_EQ(Ago(100, 100 + 3 * 3600), "3h ago");
+  EXPECT_EQ(Ago(100, 100 + 3 * 86400), "3d ago");
+}
+
+}  // namespace
+}  // namespace tether::ctl

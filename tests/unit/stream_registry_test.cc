@@ -1,0 +1,46 @@
+// StreamRegistry: one stream per agent; a newer one closes the older; stale removals are
+// ignored.
+#include "controlplane/stream_registry.h"
+
+#include <gtest/gtest.h>
+
+namespace tether::controlplane {
+namespace {
+
+class RecordingStream : public AgentStream {
+ public:
+  void Close(const absl::Status& status) override { closed.push_back(status); }
+  std::vector<absl::Status> closed;
+};
+
+TEST(StreamRegistryTest, NewerStreamClosesTheOlder) {
+  StreamRegistry registry;
+  RecordingStream first, second;
+  registry.Add("a", &first);
+  registry.Add("a", &second);
+  ASSERT_EQ(first.closed.size(), 1u);
+  EXPECT_EQ(first.closed[0].code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(second.closed.empty());
+  EXPECT_EQ(registry.size(), 1);
+}
+
+TEST(StreamRegistryTest, StaleRemoveKeepsTheCurrentStream) {
+  StreamRegistry registry;
+  RecordingStream first, second;
+  const uint64_t old_handle = registry.Add("a", &first);
+  registry.Add("a", &second);
+  registry.Remove("a", old_handle);
+  EXPECT_TRUE(registry.IsConnected("a"));
+  registry.Close("a", absl::UnauthenticatedError("deleted"));
+  ASSERT_EQ(second.closed.size(), 1u);
+  EXPECT_EQ(second.closed[0].code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(StreamRegistryTest, ClosingAnUnknownAgentIsHarmless) {
+  StreamRegistry registry;
+  registry.Close("nobody", absl::OkStatus());
+  EXPECT_FALSE(registry.IsConnected("nobody"));
+}
+
+}  // namespace
+}  // namespace tether::controlplane

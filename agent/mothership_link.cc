@@ -128,6 +128,10 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
 
 grpc::Status MothershipLink::RunStream(const Identity& identity, common::Backoff* backoff) {
   grpc::ClientContext context;
+  // Wait for the channel to connect instead of failing fast: gRPC's own reconnect backoff
+  // (capped at --reconnect-max, jittered) then paces attempts while the mothership is away, and
+  // the stream opens as soon as it is back.
+  context.set_wait_for_ready(true);
   context.AddMetadata("authorization", "Bearer " + identity.credential);
   context.AddMetadata("x-tether-agent-id", identity.agent_id);
   {

@@ -10,6 +10,23 @@
 #include "common/files.h"
 
 namespace tether::agent {
+namespace {
+
+// gRPC refuses to start a server with no method of its own besides the default health
+// service; this answers UNIMPLEMENTED to anything else that is called.
+class NoOtherMethods final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Unimplemented final : public grpc::ServerGenericBidiReactor {
+     public:
+      Unimplemented() { Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "not a method here")); }
+      void OnDone() override { delete this; }
+    };
+    return new Unimplemented();
+  }
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Provisioner>> MakeProvisioner(const AgentConfig& config,
                                                              common::ProcessRunner* runner) {
@@ -71,6 +88,31 @@ absl::Status Agent::Start() {
   };
   link_ = std::make_unique<MothershipLink>(link, channel, &health_, clock_, &random_);
 
+  if (!config_.health_listen.empty()) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(config_.health_listen, grpc::InsecureServerCredentials(), &port);
+    health_generic_ = std::make_unique<NoOtherMethods>();
+    builder.RegisterCallbackGenericService(health_generic_.get());
+    health_server_ = builder.BuildAndStart();
+    if (health_server_ == nullptr || port == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot serve health on ", config_.health_listen));
+    }
+    health_server_->GetHealthCheckService()->SetServingStatus(false);
+    health_.SetListener([this](const v1::Health& h) {
+      health_server_->GetHealthCheckService()->SetServingStatus(
+          h.state() == v1::PROVISIONING_STATE_READY);
+    });
+    if (auto st = common::WriteFileAtomically(config_.data_dir + "/health.addr",
+                                              absl::StrCat("127.0.0.1:", port, "\n"), 0644);
+        !st.ok()) {
+      return st;
+    }
+    spdlog::info("health endpoint listening port={} (SERVING once PostgreSQL is ready)", port);
+  }
+
   spdlog::info("agent starting name={} mothership={} provisioner={} data_dir={}", config_.name,
                config_.mothership, config_.provisioner, config_.data_dir);
   link_thread_ = std::thread([this] {
@@ -96,6 +138,11 @@ void Agent::Stop() {
   if (link_thread_.joinable()) link_thread_.join();
   // The link thread, the only one that starts the provisioning thread, has ended.
   if (provisioning_thread_.joinable()) provisioning_thread_.join();
+  if (health_server_ != nullptr) {
+    health_.SetListener(nullptr);
+    health_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    health_server_.reset();
+  }
 }
 
 }  // namespace tether::agent

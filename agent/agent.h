@@ -3,6 +3,9 @@
 // PostgreSQL is still being provisioned (skeleton boot). Start/Stop from one thread.
 #pragma once
 
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <thread>
 
@@ -24,8 +27,9 @@ class Agent {
   Agent(AgentConfig config, common::Clock* clock, common::ProcessRunner* runner);
   ~Agent();
 
-  // Starts both loops. kInvalidArgument when the configuration cannot work (a TLS file that
-  // cannot be read, the data dir cannot be made).
+  // Starts both loops (and the health endpoint when configured). kInvalidArgument when the
+  // configuration cannot work (a TLS file that cannot be read, a health address that cannot
+  // be bound, a data dir that cannot be made).
   absl::Status Start();
   // Blocks until the link gives up (a refused registration) or Stop(); returns why.
   absl::Status Wait();
@@ -52,6 +56,8 @@ class Agent {
   std::unique_ptr<MothershipLink> link_;
   std::thread link_thread_;
   std::thread provisioning_thread_;
+  std::unique_ptr<grpc::CallbackGenericService> health_generic_;
+  std::unique_ptr<grpc::Server> health_server_;
 };
 
 // Builds the provisioner the config asks for.

@@ -41,6 +41,16 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
   app.add_option("--lxd-key", c->lxd_key, "client key for --lxd-url")->envname("TETHER_LXD_KEY");
   app.add_option("--lxd-instance", c->lxd_instance, "the LXD instance to provision in (default: --name)")
       ->envname("TETHER_LXD_INSTANCE");
+  app.add_option("--lxd-postgres-address", c->lxd_postgres_address,
+                 "HOST:PORT where the instance's PostgreSQL answers (a proxy device from a host)")
+      ->envname("TETHER_LXD_POSTGRES_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--lxd-bundle", c->lxd_bundle,
+                 "directory of packages to push into the instance and install offline")
+      ->envname("TETHER_LXD_BUNDLE");
+  app.add_option("--health-listen", c->health_listen,
+                 "serve grpc.health.v1 on HOST:PORT (SERVING once PostgreSQL is ready)")
+      ->envname("TETHER_HEALTH_LISTEN");
   app.add_option("--tls-ca", c->tls_ca, "CA certificate of the mothership; enables TLS")
       ->envname("TETHER_TLS_CA");
   app.add_option("--log-format", c->log_format, "text or json")

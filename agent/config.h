@@ -24,6 +24,14 @@ struct AgentConfig {
   std::string lxd_cert;
   std::string lxd_key;
   std::string lxd_instance;     // default: name
+  // Where the PostgreSQL installed in the instance answers, seen from the agent: inside its own
+  // container loopback; from a host, the listen side of an LXD proxy device.
+  std::string lxd_postgres_address = "127.0.0.1:5432";
+  // A host directory of .deb / .apk packages pushed into the instance and installed from, for
+  // sites with no network; empty: the instance's package manager fetches them.
+  std::string lxd_bundle;
+  // gRPC health service of the agent itself (SERVING once PostgreSQL is ready); empty: off.
+  std::string health_listen;
   std::string tls_ca;           // CA of the mothership's certificate; set: use TLS
   std::string log_format = "text";
   std::string log_level = "info";

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <grpcpp/grpcpp.h>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
@@ -12,12 +14,24 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace tether {
 namespace {
 
 using testing::ChildProcess;
 using testing::PollUntil;
+
+// grpc.health.v1 status of the server at `address` ("" service: the whole server).
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!stub->Check(&ctx, {}, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  return resp.status();
+}
 
 class FleetTest : public ::testing::Test {
  protected:
@@ -53,7 +67,7 @@ class FleetTest : public ::testing::Test {
         std::vector<std::string>{TETHER_AGENT_BIN, "--mothership", server_, "--bootstrap-token",
                                  bootstrap, "--name", name, "--data-dir",
                                  dir_.path() + "/" + name, "--heartbeat-interval", "300ms",
-                                 "--reconnect-max", "1s"},
+                                 "--reconnect-max", "1s", "--health-listen", "127.0.0.1:0"},
         std::vector<std::string>{}, dir_.path() + "/" + name + ".log");
   }
 
@@ -101,6 +115,15 @@ TEST_F(FleetTest, TwoAgentsSurviveAMothershipKilledWithSigkill) {
   agents_.push_back(StartAgent("a2", bootstrap));
   ASSERT_TRUE(PollUntil([&] { return AllHealthyAndReady(2); }))
       << Agents().dump(2) << agents_[0]->Log() << agents_[1]->Log();
+
+  // Both the mothership and the agents answer the standard health check.
+  EXPECT_EQ(HealthOf(server_), grpc::health::v1::HealthCheckResponse::SERVING);
+  for (const std::string name : {"a1", "a2"}) {
+    auto addr = common::ReadFile(dir_.path() + "/" + name + "/health.addr");
+    ASSERT_TRUE(addr.ok()) << addr.status();
+    EXPECT_EQ(HealthOf(std::string(absl::StripAsciiWhitespace(*addr))),
+              grpc::health::v1::HealthCheckResponse::SERVING);
+  }
 
   std::map<std::string, std::pair<std::string, std::string>> before;  // name → id, incarnation
   const nlohmann::json listed = Agents();

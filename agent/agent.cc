@@ -67,8 +67,12 @@ absl::Status Agent::Start() {
   auto provisioner = MakeProvisioner(config_, runner_);
   if (!provisioner.ok()) return provisioner.status();
   provisioner_ = *std::move(provisioner);
+  ProvisioningOptions provisioning;
+  provisioning.migration_policy =
+      config_.migrations == "manual" ? MigrationPolicy::kManual : MigrationPolicy::kAuto;
+  if (config_.provisioner == "external") provisioning.own_database = "";  // the URL names it
   provisioning_ = std::make_unique<ProvisioningLoop>(provisioner_.get(), &health_, clock_,
-                                                     &random_, ProvisioningOptions{});
+                                                     &random_, provisioning);
 
   LinkOptions link;
   link.name = config_.name;

@@ -61,6 +61,11 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
       ->envname("TETHER_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--migrations", c->migrations,
+                 "auto: apply the agent's pending own migrations when provisioning; manual: report only")
+      ->envname("TETHER_MIGRATIONS")
+      ->check(CLI::IsMember({"auto", "manual"}))
+      ->capture_default_str();
   common::AddDurationOption(app, "--heartbeat-interval", &c->heartbeat_interval,
                             "how often to send a heartbeat", "TETHER_HEARTBEAT_INTERVAL");
   common::AddDurationOption(app, "--reconnect-max", &c->reconnect_max,

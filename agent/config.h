@@ -35,6 +35,9 @@ struct AgentConfig {
   std::string tls_ca;           // CA of the mothership's certificate; set: use TLS
   std::string log_format = "text";
   std::string log_level = "info";
+  // When the agent's own schema migrations run: auto (when provisioning finds them pending) or
+  // manual (reported, applied only when an operator asks).
+  std::string migrations = "auto";
   absl::Duration heartbeat_interval = absl::Seconds(5);
   absl::Duration reconnect_max = absl::Seconds(5);
   std::string postgres_bin_dir;

@@ -300,14 +300,10 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
         }
         s.out->flush();
       };
-      int64_t after = 0;
+      int64_t after = 0;  // with no events yet, follow from the very first one
       for (const auto& e : resp.events()) {
         print(e);
         after = e.id();
-      }
-      if (resp.events().empty()) {
-        // Nothing yet: start from the newest event id, which an empty list does not tell.
-        after = 0;
       }
       v1::WatchEventsRequest watch;
       watch.set_cluster(cluster);

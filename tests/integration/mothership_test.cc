@@ -179,6 +179,48 @@ TEST_F(MothershipTest, RegistersAndReRegistersUnderTheSameName) {
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+TEST_F(MothershipTest, ReRegistrationClosesTheOpenStreamOfTheOldIncarnation) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse first;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &first).ok());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + first.credential());
+  ctx.AddMetadata("x-tether-agent-id", first.agent_id());
+  auto stream = agents_->Connect(&ctx);
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(first.agent_id());
+  hello.mutable_hello()->set_incarnation(first.incarnation());
+  ASSERT_TRUE(stream->Write(hello));
+  v1::MothershipMessage msg;
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_welcome());
+  EXPECT_EQ(msg.welcome().incarnation(), 1);
+
+  v1::RegisterResponse second;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &second).ok());
+  EXPECT_FALSE(stream->Read(&msg));
+  grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(ended.error_message().find("incarnation 2"), std::string::npos) << ended.error_message();
+}
+
+TEST_F(MothershipTest, HelloMustMatchTheCredentialsIncarnation) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse agent;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + agent.credential());
+  ctx.AddMetadata("x-tether-agent-id", agent.agent_id());
+  auto stream = agents_->Connect(&ctx);
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(agent.agent_id());
+  hello.mutable_hello()->set_incarnation(7);
+  ASSERT_TRUE(stream->Write(hello));
+  v1::MothershipMessage msg;
+  EXPECT_FALSE(stream->Read(&msg));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 TEST_F(MothershipTest, WrongTokenIsRefusedAndNothingIsWritten) {
   CreateToken("shop");
   ExpectRefusedWithoutWriting("ttb_000000000000.nope", "", grpc::StatusCode::UNAUTHENTICATED,

@@ -8,7 +8,12 @@
 
 #include <thread>
 
+#include <cstdio>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/secrets.h"
 #include "common/grpc_status.h"
 
 namespace tether::agent {
@@ -52,8 +57,21 @@ absl::StatusOr<Identity> MothershipLink::Register(const absl::Notification* stop
     return absl::FailedPreconditionError(absl::StrCat(
         "no identity in ", options_.data_dir, " and no --bootstrap-token to register with"));
   }
+  // The registration's id outlives a crash before the answer is stored, so the retry after a
+  // restart is recognised as the same registration.
+  const std::string pending = options_.data_dir + "/registration.pending";
+  std::string registration_id;
+  if (auto saved = common::ReadFile(pending); saved.ok()) {
+    registration_id = std::string(absl::StripAsciiWhitespace(*saved));
+  } else {
+    registration_id = common::RandomHex(16);
+    if (auto st = common::WriteFileAtomically(pending, registration_id + "\n", 0600); !st.ok()) {
+      return st;
+    }
+  }
   common::Backoff backoff(options_.backoff, random_);
   v1::RegisterRequest request;
+  request.set_registration_id(registration_id);
   request.set_bootstrap_token(options_.bootstrap_token);
   request.set_name(options_.name);
   request.set_cluster(options_.cluster);
@@ -68,6 +86,7 @@ absl::StatusOr<Identity> MothershipLink::Register(const absl::Notification* stop
       Identity id{response.agent_id(), response.credential(), response.incarnation(),
                   options_.name, response.cluster()};
       if (auto st = SaveIdentity(options_.data_dir, id); !st.ok()) return st;
+      std::remove(pending.c_str());
       spdlog::info("registered name={} id={} cluster={} incarnation={}", id.name, id.agent_id,
                    id.cluster, id.incarnation);
       return id;

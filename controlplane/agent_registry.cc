@@ -82,46 +82,66 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
   bool reregistered = false;
   auto registration = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<Registration> {
     pqxx::work tx(c);
-    auto token = TokenStore::ConsumeBootstrap(tx, request.bootstrap_token, now);
+    auto token = TokenStore::LockBootstrap(tx, request.bootstrap_token, now);
     if (!token.ok()) return token.status();
-    if (!request.cluster.empty() && request.cluster != token->cluster) {
-      return absl::PermissionDeniedError(absl::StrCat("bootstrap token ", token->id,
-                                                      " is for cluster \"", token->cluster,
+    if (!request.cluster.empty() && request.cluster != token->cluster()) {
+      return absl::PermissionDeniedError(absl::StrCat("bootstrap token ", token->id(),
+                                                      " is for cluster \"", token->cluster(),
                                                       "\", not \"", request.cluster, "\""));
     }
     Registration out;
     out.credential = credential;
-    out.cluster = token->cluster;
+    out.cluster = token->cluster();
     auto existing = tx.exec_params(
-        "SELECT id::text, cluster FROM agents WHERE name = $1 FOR UPDATE", request.name);
+        "SELECT id::text, cluster, incarnation, last_registration_id FROM agents "
+        "WHERE name = $1 FOR UPDATE",
+        request.name);
+    const bool retry = !existing.empty() && !request.registration_id.empty() &&
+                       existing[0][3].as<std::string>() == request.registration_id;
+    if (retry) {
+      // This registration already happened and used the token; its answer was lost.
+      if (token->state() == v1::TOKEN_STATE_REVOKED) {
+        return absl::PermissionDeniedError(TokenStore::Describe(*token));
+      }
+      tx.exec_params("UPDATE agents SET credential_hash = $2 WHERE name = $1", request.name,
+                     common::HashSecret(credential));
+      out.agent_id = existing[0][0].as<std::string>();
+      out.incarnation = existing[0][2].as<int64_t>();
+      tx.commit();
+      spdlog::info("registration retried name={} incarnation={}", request.name, out.incarnation);
+      return out;
+    }
+    if (auto st = TokenStore::UseBootstrap(tx, *token); !st.ok()) return st;
     if (!existing.empty()) {
-      if (existing[0][1].as<std::string>() != token->cluster) {
+      if (existing[0][1].as<std::string>() != token->cluster()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "agent \"", request.name, "\" belongs to cluster \"", existing[0][1].as<std::string>(),
             "\"; delete it first to move it"));
       }
       auto row = tx.exec_params1(
           "UPDATE agents SET incarnation = incarnation + 1, credential_hash = $2, mode = $3, "
-          "version = $4, last_seen_at = NULL, lost_reported = false WHERE name = $1 "
-          "RETURNING id::text, incarnation",
-          request.name, common::HashSecret(credential), ModeName(request.mode), request.version);
+          "version = $4, last_seen_at = NULL, lost_reported = false, last_registration_id = $5 "
+          "WHERE name = $1 RETURNING id::text, incarnation",
+          request.name, common::HashSecret(credential), ModeName(request.mode), request.version,
+          request.registration_id);
       out.agent_id = row[0].as<std::string>();
       out.incarnation = row[1].as<int64_t>();
       reregistered = true;
       EventLog::Append(tx, out.cluster, request.name, "agent.reregistered",
-                       absl::StrCat("re-registered with token ", token->id, ", incarnation ",
+                       absl::StrCat("re-registered with token ", token->id(), ", incarnation ",
                                     out.incarnation));
     } else {
       auto row = tx.exec_params1(
-          "INSERT INTO agents (id, name, cluster, mode, version, credential_hash, registered_at) "
-          "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::timestamptz) "
+          "INSERT INTO agents (id, name, cluster, mode, version, credential_hash, registered_at, "
+          "last_registration_id) "
+          "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::timestamptz, $7) "
           "RETURNING id::text, incarnation",
-          request.name, token->cluster, ModeName(request.mode), request.version,
-          common::HashSecret(credential), common::PgTimestamp(now));
+          request.name, token->cluster(), ModeName(request.mode), request.version,
+          common::HashSecret(credential), common::PgTimestamp(now), request.registration_id);
       out.agent_id = row[0].as<std::string>();
       out.incarnation = row[1].as<int64_t>();
       EventLog::Append(tx, out.cluster, request.name, "agent.registered",
-                       absl::StrCat("registered with token ", token->id, " as ", out.agent_id));
+                       absl::StrCat("registered with token ", token->id(), " as ", out.agent_id));
     }
     tx.commit();
     return out;
@@ -129,9 +149,9 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
   if (!registration.ok()) return registration.status();
   events_->Notify();
   if (reregistered) {
-    streams_->Close(registration->agent_id,
-                    absl::UnauthenticatedError(absl::StrCat(
-                        "agent re-registered as incarnation ", registration->incarnation)));
+    streams_->Supersede(registration->agent_id, registration->incarnation,
+                        absl::UnauthenticatedError(absl::StrCat(
+                            "agent re-registered as incarnation ", registration->incarnation)));
   }
   spdlog::info("agent registered name={} id={} cluster={} incarnation={}", request.name,
                registration->agent_id, registration->cluster, registration->incarnation);

@@ -26,6 +26,7 @@ struct RegistrationRequest {
   std::string cluster;  // empty: the token's
   v1::AgentMode mode = v1::AGENT_MODE_LITE;
   std::string version;
+  std::string registration_id;  // the agent's id for this registration; empty: none
 };
 
 struct Registration {
@@ -49,8 +50,9 @@ class AgentRegistry {
                 common::Clock* clock, absl::Duration heartbeat_ttl);
 
   // Registers a new agent or re-registers one under the same name: keeps its id, bumps its
-  // incarnation, rotates its credential and closes its old stream. Writes nothing unless it
-  // succeeds. kInvalidArgument for a bad name or cluster; kUnauthenticated /
+  // incarnation, rotates its credential and closes its old stream. A retry of the registration
+  // that made the current incarnation (same registration_id) only re-issues the credential.
+  // Writes nothing unless it succeeds. kInvalidArgument for a bad name or cluster; kUnauthenticated /
   // kPermissionDenied for a bootstrap token that is unknown, or expired, revoked, used up or
   // for another cluster.
   absl::StatusOr<Registration> Register(const RegistrationRequest& request);

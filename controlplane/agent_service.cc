@@ -40,7 +40,8 @@ class ConnectReactor final
     : public grpc::ServerBidiReactor<v1::AgentMessage, v1::MothershipMessage>,
       public AgentStream {
  public:
-  ConnectReactor(Backend* backend, grpc::CallbackServerContext* context) : backend_(backend) {
+  ConnectReactor(Backend* backend, grpc::CallbackServerContext* context)
+      : backend_(backend), context_(context) {
     if (!backend_->ready.load()) {
       Finish(ToGrpcStatus(kStarting));
       return;
@@ -60,7 +61,9 @@ class ConnectReactor final
     if (finished_) return;
     finished_ = true;
     if (writing_) {
+      // Finish waits for the write; cancelling unblocks a write stuck on flow control.
       finish_after_write_ = ToGrpcStatus(status);
+      context_->TryCancel();
     } else {
       Finish(ToGrpcStatus(status));
     }
@@ -76,7 +79,8 @@ class ConnectReactor final
       Close(st);
       return;
     }
-    StartRead(&in_);
+    absl::MutexLock lock(&mu_);
+    if (!finished_) StartRead(&in_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -115,7 +119,11 @@ class ConnectReactor final
         }
         backend_->agents->RecordSeen(identity_, hello.status(), hello.applied_revision());
         if (handle_ == 0) {
-          handle_ = backend_->streams->Add(identity_.id, this);
+          handle_ = backend_->streams->Add(identity_.id, identity_.incarnation, this);
+          if (handle_ == 0) {
+            return absl::UnauthenticatedError(absl::StrCat(
+                "incarnation ", identity_.incarnation, " was superseded by a newer registration"));
+          }
           spdlog::info("agent connected name={} id={} incarnation={}", identity_.name,
                        identity_.id, identity_.incarnation);
         }
@@ -151,6 +159,7 @@ class ConnectReactor final
   }
 
   Backend* backend_;
+  grpc::CallbackServerContext* context_;
   AgentIdentity identity_;
   uint64_t handle_ = 0;  // set once Hello registered the stream
   v1::AgentMessage in_;
@@ -175,6 +184,7 @@ class AgentServiceImpl final
     req.cluster = request->cluster();
     req.mode = request->mode();
     req.version = request->version();
+    req.registration_id = request->registration_id();
     auto registration = backend_->agents->Register(req);
     if (!registration.ok()) {
       spdlog::warn("registration refused name={} peer={} reason=\"{}\"", request->name(),

@@ -1,17 +1,34 @@
 // StreamRegistry: a map from agent id to its one current stream.
 #include "controlplane/stream_registry.h"
 
+#include <algorithm>
+
 namespace tether::controlplane {
 
-uint64_t StreamRegistry::Add(const std::string& agent_id, AgentStream* stream) {
+uint64_t StreamRegistry::Add(const std::string& agent_id, int64_t incarnation,
+                             AgentStream* stream) {
   absl::MutexLock lock(&mu_);
+  int64_t& newest = newest_[agent_id];
+  if (incarnation < newest) return 0;
+  newest = incarnation;
   auto it = streams_.find(agent_id);
   if (it != streams_.end()) {
     it->second.stream->Close(absl::AbortedError("replaced by a newer stream of the same agent"));
   }
   const uint64_t handle = next_handle_++;
-  streams_[agent_id] = Entry{handle, stream};
+  streams_[agent_id] = Entry{handle, incarnation, stream};
   return handle;
+}
+
+void StreamRegistry::Supersede(const std::string& agent_id, int64_t incarnation,
+                               const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  int64_t& newest = newest_[agent_id];
+  newest = std::max(newest, incarnation);
+  auto it = streams_.find(agent_id);
+  if (it != streams_.end() && it->second.incarnation < incarnation) {
+    it->second.stream->Close(status);
+  }
 }
 
 void StreamRegistry::Remove(const std::string& agent_id, uint64_t handle) {
@@ -22,6 +39,7 @@ void StreamRegistry::Remove(const std::string& agent_id, uint64_t handle) {
 
 void StreamRegistry::Close(const std::string& agent_id, const absl::Status& status) {
   absl::MutexLock lock(&mu_);
+  newest_.erase(agent_id);
   auto it = streams_.find(agent_id);
   if (it != streams_.end()) it->second.stream->Close(status);
 }

@@ -22,9 +22,13 @@ class AgentStream {
 
 class StreamRegistry {
  public:
-  // Records `stream` as the agent's stream, closing the one it replaces. Returns a handle for
-  // Remove().
-  uint64_t Add(const std::string& agent_id, AgentStream* stream);
+  // Records `stream` (of the agent's `incarnation`) as the agent's stream, closing the one it
+  // replaces. Returns a handle for Remove(), or 0 when the stream is of an incarnation older
+  // than one already seen here: then it is not recorded and the caller must end it.
+  uint64_t Add(const std::string& agent_id, int64_t incarnation, AgentStream* stream);
+  // A new incarnation exists (the agent re-registered): closes streams of older ones and
+  // refuses them from now on.
+  void Supersede(const std::string& agent_id, int64_t incarnation, const absl::Status& status);
   // Forgets the stream if `handle` is still the agent's current one.
   void Remove(const std::string& agent_id, uint64_t handle);
   // Closes the agent's stream, if it has one here.
@@ -35,11 +39,14 @@ class StreamRegistry {
  private:
   struct Entry {
     uint64_t handle;
+    int64_t incarnation;
     AgentStream* stream;
   };
   absl::Mutex mu_;
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, Entry> streams_ ABSL_GUARDED_BY(mu_);
+  // The newest incarnation seen per agent, so a late stream of an older one cannot win.
+  std::map<std::string, int64_t> newest_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tether::controlplane

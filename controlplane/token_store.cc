@@ -41,7 +41,9 @@ v1::BootstrapToken TokenFromRow(const pqxx::row& r, absl::Time now) {
   return t;
 }
 
-std::string Describe(const v1::BootstrapToken& t) {
+}  // namespace
+
+std::string TokenStore::Describe(const v1::BootstrapToken& t) {
   switch (t.state()) {
     case v1::TOKEN_STATE_EXPIRED:
       return absl::StrCat("bootstrap token ", t.id(), " expired at ",
@@ -56,8 +58,6 @@ std::string Describe(const v1::BootstrapToken& t) {
       return absl::StrCat("bootstrap token ", t.id(), " is active");
   }
 }
-
-}  // namespace
 
 TokenStore::TokenStore(common::PgPool* pool, EventLog* events, common::Clock* clock)
     : pool_(pool), events_(events), clock_(clock) {}
@@ -130,22 +130,22 @@ absl::StatusOr<v1::BootstrapToken> TokenStore::RevokeBootstrap(const std::string
   return revoked;
 }
 
-absl::StatusOr<ConsumedToken> TokenStore::ConsumeBootstrap(pqxx::transaction_base& tx,
-                                                           const std::string& secret,
-                                                           absl::Time now) {
+absl::StatusOr<v1::BootstrapToken> TokenStore::LockBootstrap(pqxx::transaction_base& tx,
+                                                             const std::string& secret,
+                                                             absl::Time now) {
   auto rows = tx.exec_params(absl::StrCat("SELECT ", TokenColumns(),
                                           " FROM bootstrap_tokens WHERE secret_hash = $1 "
                                           "FOR UPDATE"),
                              common::HashSecret(secret));
-  if (rows.empty()) {
-    return absl::UnauthenticatedError("bootstrap token is not valid");
-  }
-  v1::BootstrapToken token = TokenFromRow(rows[0], now);
-  if (token.state() != v1::TOKEN_STATE_ACTIVE) {
-    return absl::PermissionDeniedError(Describe(token));
-  }
+  if (rows.empty()) return absl::UnauthenticatedError("bootstrap token is not valid");
+  return TokenFromRow(rows[0], now);
+}
+
+absl::Status TokenStore::UseBootstrap(pqxx::transaction_base& tx,
+                                      const v1::BootstrapToken& token) {
+  if (token.state() != v1::TOKEN_STATE_ACTIVE) return absl::PermissionDeniedError(Describe(token));
   tx.exec_params("UPDATE bootstrap_tokens SET uses = uses + 1 WHERE id = $1", token.id());
-  return ConsumedToken{token.id(), token.cluster()};
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> TokenStore::EnsureOperatorToken(

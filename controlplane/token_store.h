@@ -27,12 +27,6 @@ struct CreatedToken {
   std::string secret;
 };
 
-// What a bootstrap token allowed, once it was consumed.
-struct ConsumedToken {
-  std::string id;
-  std::string cluster;
-};
-
 class TokenStore {
  public:
   TokenStore(common::PgPool* pool, EventLog* events, common::Clock* clock);
@@ -45,11 +39,16 @@ class TokenStore {
   // kNotFound for an unknown id; revoking twice keeps the first revocation time.
   absl::StatusOr<v1::BootstrapToken> RevokeBootstrap(const std::string& id);
 
-  // Inside the caller's transaction: checks the token and counts one use. kUnauthenticated
-  // when no such token exists, kPermissionDenied when it expired, was revoked or is used up.
-  static absl::StatusOr<ConsumedToken> ConsumeBootstrap(pqxx::transaction_base& tx,
-                                                        const std::string& secret,
-                                                        absl::Time now);
+  // Inside the caller's transaction: finds the token by its secret and locks its row.
+  // kUnauthenticated when no such token exists. The state says whether it may be used.
+  static absl::StatusOr<v1::BootstrapToken> LockBootstrap(pqxx::transaction_base& tx,
+                                                          const std::string& secret,
+                                                          absl::Time now);
+  // Counts one use of a token LockBootstrap returned. kPermissionDenied (saying why) when it
+  // expired, was revoked or is used up.
+  static absl::Status UseBootstrap(pqxx::transaction_base& tx, const v1::BootstrapToken& token);
+  // The one-line reason a token that is not active cannot be used.
+  static std::string Describe(const v1::BootstrapToken& token);
 
   // Creates an operator token when none is active, hands its secret to `persist` before the
   // commit (so a crash never leaves a token whose secret nobody has), and returns true then.

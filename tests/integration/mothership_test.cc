@@ -75,8 +75,10 @@ class MothershipTest : public ::testing::Test {
   }
 
   grpc::Status Register(const std::string& token, const std::string& name,
-                        v1::RegisterResponse* resp, const std::string& cluster = "") {
+                        v1::RegisterResponse* resp, const std::string& cluster = "",
+                        const std::string& registration_id = "") {
     v1::RegisterRequest req;
+    req.set_registration_id(registration_id);
     req.set_bootstrap_token(token);
     req.set_name(name);
     req.set_cluster(cluster);
@@ -177,6 +179,24 @@ TEST_F(MothershipTest, RegistersAndReRegistersUnderTheSameName) {
   v1::MothershipMessage msg;
   EXPECT_FALSE(stream->Read(&msg));
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(MothershipTest, ARetriedRegistrationIsNotCountedTwice) {
+  auto token = CreateToken("shop", {}, 1);  // one use only
+  v1::RegisterResponse first, retry;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &first, "", "reg-1").ok());
+  // The answer was lost; the agent asks again with the same registration id.
+  grpc::Status st = Register(token.secret(), "web-1", &retry, "", "reg-1");
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(retry.agent_id(), first.agent_id());
+  EXPECT_EQ(retry.incarnation(), 1);
+  EXPECT_NE(retry.credential(), first.credential());
+  EXPECT_EQ(Count("SELECT uses FROM bootstrap_tokens"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind LIKE 'agent.%'"), 1);
+  // A new registration (another id) is a new incarnation and needs a use the token lacks.
+  v1::RegisterResponse again;
+  EXPECT_EQ(Register(token.secret(), "web-1", &again, "", "reg-2").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(MothershipTest, ReRegistrationClosesTheOpenStreamOfTheOldIncarnation) {

@@ -16,8 +16,8 @@ class RecordingStream : public AgentStream {
 TEST(StreamRegistryTest, NewerStreamClosesTheOlder) {
   StreamRegistry registry;
   RecordingStream first, second;
-  registry.Add("a", &first);
-  registry.Add("a", &second);
+  registry.Add("a", 1, &first);
+  registry.Add("a", 1, &second);
   ASSERT_EQ(first.closed.size(), 1u);
   EXPECT_EQ(first.closed[0].code(), absl::StatusCode::kAborted);
   EXPECT_TRUE(second.closed.empty());
@@ -27,13 +27,34 @@ TEST(StreamRegistryTest, NewerStreamClosesTheOlder) {
 TEST(StreamRegistryTest, StaleRemoveKeepsTheCurrentStream) {
   StreamRegistry registry;
   RecordingStream first, second;
-  const uint64_t old_handle = registry.Add("a", &first);
-  registry.Add("a", &second);
+  const uint64_t old_handle = registry.Add("a", 1, &first);
+  registry.Add("a", 1, &second);
   registry.Remove("a", old_handle);
   EXPECT_TRUE(registry.IsConnected("a"));
   registry.Close("a", absl::UnauthenticatedError("deleted"));
   ASSERT_EQ(second.closed.size(), 1u);
   EXPECT_EQ(second.closed[0].code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(StreamRegistryTest, AStaleIncarnationCannotDisplaceTheCurrentOne) {
+  StreamRegistry registry;
+  RecordingStream old_stream, new_stream;
+  // The old incarnation authenticated, but its Hello arrives after the re-registration.
+  registry.Supersede("a", 2, absl::UnauthenticatedError("re-registered"));
+  ASSERT_NE(registry.Add("a", 2, &new_stream), 0u);
+  EXPECT_EQ(registry.Add("a", 1, &old_stream), 0u);
+  EXPECT_TRUE(new_stream.closed.empty());
+}
+
+TEST(StreamRegistryTest, SupersedeClosesOnlyOlderIncarnations) {
+  StreamRegistry registry;
+  RecordingStream current;
+  registry.Add("a", 3, &current);
+  registry.Supersede("a", 3, absl::UnauthenticatedError("same"));
+  EXPECT_TRUE(current.closed.empty());
+  registry.Supersede("a", 4, absl::UnauthenticatedError("re-registered"));
+  ASSERT_EQ(current.closed.size(), 1u);
+  EXPECT_EQ(current.closed[0].code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST(StreamRegistryTest, ClosingAnUnknownAgentIsHarmless) {

@@ -142,6 +142,8 @@ v1::ProvisioningState ProvisioningLoop::Migrate() {
   common::Migrator migrator(OwnUrl(), *std::move(migrations), mopts, clock_);
   auto report = migrator.Status();
   absl::Status st = report.status();
+  // A dirty, changed or unknown migration is an error, not a silent pass.
+  if (st.ok()) st = common::CheckMigrationReport(*report);
   if (st.ok() && report->pending > 0) {
     if (options_.migration_policy == MigrationPolicy::kAuto) {
       st = migrator.Up().status();

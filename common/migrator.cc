@@ -21,6 +21,24 @@ namespace {
 constexpr int32_t kLockClass = 0x74657468;  // "teth": our advisory locks' first key
 constexpr char kNoTransactionMarker[] = "-- tether:no-transaction";
 
+// schema_migrations in the schema the connection starts in, named in full so a migration
+// that changes search_path cannot make the bookkeeping miss its table.
+std::string QualifiedTable(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  auto schema = tx.exec1("SELECT current_schema()")[0];
+  if (schema.is_null()) {
+    throw std::runtime_error("the connection has no current schema (empty search_path)");
+  }
+  return QuoteIdentifier(schema.as<std::string>()) + ".schema_migrations";
+}
+
+// Undoes what a migration may have set for the session (search_path, role, timeouts).
+void ResetSession(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  tx.exec("SET ROLE NONE");
+  tx.exec("RESET ALL");
+}
+
 int32_t StableHash32(absl::string_view s) {
   uint32_t h = 2166136261u;  // FNV-1a: stable across builds, unlike std::hash
   for (unsigned char c : s) {
@@ -144,11 +162,11 @@ class Migrator::Session {
         clock->SleepFor(options.lock_poll, nullptr);
       }
       session->locked_ = true;
+      session->table_ = QualifiedTable(*session->conn_);
       // Sets share the table: creating it is serialised by a brief transaction-level lock.
       pqxx::work tx(*session->conn_);
       tx.exec_params("SELECT pg_advisory_xact_lock($1, 0)", kLockClass);
-      tx.exec(R"sql(
-        CREATE TABLE IF NOT EXISTS schema_migrations (
+      tx.exec("CREATE TABLE IF NOT EXISTS " + session->table_ + R"sql( (
           migration_set text NOT NULL,
           version bigint NOT NULL,
           name text NOT NULL,
@@ -176,6 +194,7 @@ class Migrator::Session {
   }
 
   pqxx::connection& conn() { return *conn_; }
+  const std::string& table() const { return table_; }
 
  private:
   Session(std::unique_ptr<pqxx::connection> conn, const std::string& set)
@@ -183,19 +202,21 @@ class Migrator::Session {
   std::unique_ptr<pqxx::connection> conn_;
   int32_t key_;
   bool locked_ = false;
+  std::string table_;
 };
 
 namespace {
 
-std::map<int64_t, AppliedRow> ReadApplied(pqxx::connection& conn, const std::string& set) {
+std::map<int64_t, AppliedRow> ReadApplied(pqxx::connection& conn, const std::string& table,
+                                          const std::string& set) {
   std::map<int64_t, AppliedRow> rows;
   pqxx::nontransaction tx(conn);
-  if (tx.exec1("SELECT to_regclass('schema_migrations') IS NOT NULL")[0].as<bool>() == false) {
+  if (tx.exec_params1("SELECT to_regclass($1) IS NOT NULL", table)[0].as<bool>() == false) {
     return rows;
   }
   auto result = tx.exec_params(
-      "SELECT version, name, checksum, (extract(epoch FROM applied_at) * 1000000)::bigint, duration_ms, "
-      "dirty, coalesce(error, '') FROM schema_migrations WHERE migration_set = $1",
+      "SELECT version, name, checksum, (extract(epoch FROM applied_at) * 1000000)::bigint, "
+      "duration_ms, dirty, coalesce(error, '') FROM " + table + " WHERE migration_set = $1",
       set);
   for (const auto& r : result) {
     AppliedRow row;
@@ -247,8 +268,9 @@ MigrationReport BuildReport(const std::vector<Migration>& migrations,
   return report;
 }
 
-// kFailedPrecondition when the database is in a state no migration should run on.
-absl::Status CheckRunnable(const MigrationReport& report) {
+}  // namespace
+
+absl::Status CheckMigrationReport(const MigrationReport& report) {
   for (const auto& s : report.migrations) {
     if (s.dirty) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -269,8 +291,6 @@ absl::Status CheckRunnable(const MigrationReport& report) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
 Migrator::Migrator(std::string url, std::vector<Migration> migrations, MigratorOptions options,
                    Clock* clock)
     : url_(std::move(url)),
@@ -286,7 +306,8 @@ absl::StatusOr<MigrationReport> Migrator::Status() {
   auto conn = Connect(url_);
   if (!conn.ok()) return conn.status();
   try {
-    return BuildReport(migrations_, ReadApplied(**conn, options_.set_name));
+    return BuildReport(migrations_,
+                       ReadApplied(**conn, QualifiedTable(**conn), options_.set_name));
   } catch (const std::exception& e) {
     return StatusFromException(e);
   }
@@ -296,11 +317,12 @@ absl::StatusOr<int> Migrator::Up(std::optional<int64_t> to) {
   auto session = Session::Open(url_, options_, clock_, [this](auto& l) { Progress(l); });
   if (!session.ok()) return session.status();
   pqxx::connection& conn = (*session)->conn();
+  const std::string& table = (*session)->table();
   const std::string& set = options_.set_name;
   int applied_count = 0;
   try {
-    MigrationReport report = BuildReport(migrations_, ReadApplied(conn, set));
-    if (auto st = CheckRunnable(report); !st.ok()) return st;
+    MigrationReport report = BuildReport(migrations_, ReadApplied(conn, table, set));
+    if (auto st = CheckMigrationReport(report); !st.ok()) return st;
     for (const Migration& m : migrations_) {
       if (to.has_value() && m.version > *to) break;
       const auto state = std::find_if(report.migrations.begin(), report.migrations.end(),
@@ -315,7 +337,7 @@ absl::StatusOr<int> Migrator::Up(std::optional<int64_t> to) {
           tx.exec(LockTimeoutSql(options_.lock_timeout, true));
           tx.exec(m.up_sql);
           tx.exec_params(
-              "INSERT INTO schema_migrations (migration_set, version, name, checksum, duration_ms) "
+              "INSERT INTO " + table + " (migration_set, version, name, checksum, duration_ms) "
               "VALUES ($1, $2, $3, $4, $5)",
               set, m.version, m.name, m.checksum,
               absl::ToInt64Milliseconds(clock_->Now() - start));
@@ -327,7 +349,7 @@ absl::StatusOr<int> Migrator::Up(std::optional<int64_t> to) {
         {
           pqxx::work tx(conn);
           tx.exec_params(
-              "INSERT INTO schema_migrations (migration_set, version, name, checksum, dirty) "
+              "INSERT INTO " + table + " (migration_set, version, name, checksum, dirty) "
               "VALUES ($1, $2, $3, $4, true)",
               set, m.version, m.name, m.checksum);
           tx.commit();
@@ -340,18 +362,19 @@ absl::StatusOr<int> Migrator::Up(std::optional<int64_t> to) {
           absl::Status st = StatusFromException(e);
           pqxx::work tx(conn);
           tx.exec_params(
-              "UPDATE schema_migrations SET error = $3 WHERE migration_set = $1 AND version = $2",
+              "UPDATE " + table + " SET error = $3 WHERE migration_set = $1 AND version = $2",
               set, m.version, std::string(st.message()));
           tx.commit();
           return WithMigration(st, m, "failed part-way and is marked dirty");
         }
         pqxx::work tx(conn);
         tx.exec_params(
-            "UPDATE schema_migrations SET dirty = false, applied_at = now(), duration_ms = $3 "
+            "UPDATE " + table + " SET dirty = false, applied_at = now(), duration_ms = $3 "
             "WHERE migration_set = $1 AND version = $2",
             set, m.version, absl::ToInt64Milliseconds(clock_->Now() - start));
         tx.commit();
       }
+      ResetSession(conn);
       ++applied_count;
     }
   } catch (const std::exception& e) {
@@ -365,11 +388,12 @@ absl::StatusOr<int> Migrator::Down(int steps) {
   auto session = Session::Open(url_, options_, clock_, [this](auto& l) { Progress(l); });
   if (!session.ok()) return session.status();
   pqxx::connection& conn = (*session)->conn();
+  const std::string& table = (*session)->table();
   const std::string& set = options_.set_name;
   int rolled_back = 0;
   try {
-    MigrationReport report = BuildReport(migrations_, ReadApplied(conn, set));
-    if (auto st = CheckRunnable(report); !st.ok()) return st;
+    MigrationReport report = BuildReport(migrations_, ReadApplied(conn, table, set));
+    if (auto st = CheckMigrationReport(report); !st.ok()) return st;
     std::vector<const Migration*> targets;
     for (auto it = migrations_.rbegin(); it != migrations_.rend() &&
                                          static_cast<int>(targets.size()) < steps;
@@ -391,7 +415,7 @@ absl::StatusOr<int> Migrator::Down(int steps) {
           pqxx::work tx(conn);
           tx.exec(LockTimeoutSql(options_.lock_timeout, true));
           tx.exec(m->down_sql);
-          tx.exec_params("DELETE FROM schema_migrations WHERE migration_set = $1 AND version = $2",
+          tx.exec_params("DELETE FROM " + table + " WHERE migration_set = $1 AND version = $2",
                          set, m->version);
           tx.commit();
         } catch (const std::exception& e) {
@@ -401,7 +425,7 @@ absl::StatusOr<int> Migrator::Down(int steps) {
         {
           pqxx::work tx(conn);
           tx.exec_params(
-              "UPDATE schema_migrations SET dirty = true, error = 'rollback in progress' "
+              "UPDATE " + table + " SET dirty = true, error = 'rollback in progress' "
               "WHERE migration_set = $1 AND version = $2",
               set, m->version);
           tx.commit();
@@ -414,16 +438,17 @@ absl::StatusOr<int> Migrator::Down(int steps) {
           absl::Status st = StatusFromException(e);
           pqxx::work tx(conn);
           tx.exec_params(
-              "UPDATE schema_migrations SET error = $3 WHERE migration_set = $1 AND version = $2",
+              "UPDATE " + table + " SET error = $3 WHERE migration_set = $1 AND version = $2",
               set, m->version, absl::StrCat("rollback failed: ", st.message()));
           tx.commit();
           return WithMigration(st, *m, "rollback failed part-way and is marked dirty");
         }
         pqxx::work tx(conn);
-        tx.exec_params("DELETE FROM schema_migrations WHERE migration_set = $1 AND version = $2",
+        tx.exec_params("DELETE FROM " + table + " WHERE migration_set = $1 AND version = $2",
                        set, m->version);
         tx.commit();
       }
+      ResetSession(conn);
       ++rolled_back;
     }
   } catch (const std::exception& e) {
@@ -437,15 +462,16 @@ absl::Status Migrator::Repair(int64_t version, RepairAction action) {
   if (!session.ok()) return session.status();
   try {
     pqxx::work tx((*session)->conn());
+    const std::string& table = (*session)->table();
     pqxx::result r;
     if (action == RepairAction::kMarkApplied) {
       r = tx.exec_params(
-          "UPDATE schema_migrations SET dirty = false, error = NULL, applied_at = now() "
+          "UPDATE " + table + " SET dirty = false, error = NULL, applied_at = now() "
           "WHERE migration_set = $1 AND version = $2 AND dirty RETURNING version",
           options_.set_name, version);
     } else {
       r = tx.exec_params(
-          "DELETE FROM schema_migrations WHERE migration_set = $1 AND version = $2 AND dirty "
+          "DELETE FROM " + table + " WHERE migration_set = $1 AND version = $2 AND dirty "
           "RETURNING version",
           options_.set_name, version);
     }

@@ -60,6 +60,10 @@ struct MigrationReport {
   std::optional<int64_t> dirty_version;
 };
 
+// kFailedPrecondition, naming the migration, when the report shows a state no migration should
+// run on: a dirty row, a changed checksum, or an applied migration this build does not know.
+absl::Status CheckMigrationReport(const MigrationReport& report);
+
 struct MigratorOptions {
   std::string set_name = "default";  // a database may hold several sets
   absl::Duration lock_timeout = absl::Seconds(30);   // per migration statement

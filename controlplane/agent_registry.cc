@@ -198,6 +198,7 @@ absl::Status AgentRegistry::FlushHeartbeats() {
   bool recovered_any = false;
   absl::Status st = pool_->Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
+    std::vector<const AgentIdentity*> recovered_agents;
     for (const auto& [id, s] : batch) {
       std::string health_json;
       (void)google::protobuf::util::MessageToJsonString(s.health, &health_json);
@@ -205,17 +206,17 @@ absl::Status AgentRegistry::FlushHeartbeats() {
           "UPDATE agents SET lost_reported = false "
           "WHERE id = $1::uuid AND incarnation = $2 AND lost_reported RETURNING name",
           id, s.agent.incarnation);
-      if (!recovered.empty()) {
-        recovered_any = true;
-        EventLog::Append(tx, s.agent.cluster, s.agent.name, "agent.recovered",
-                         "heartbeats arrive again");
-      }
+      if (!recovered.empty()) recovered_agents.push_back(&s.agent);
       tx.exec_params(
           "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
           "applied_revision = coalesce($5, applied_revision) "
           "WHERE id = $1::uuid AND incarnation = $2",
           id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
     }
+    for (const AgentIdentity* agent : recovered_agents) {
+      EventLog::Append(tx, agent->cluster, agent->name, "agent.recovered", "heartbeats arrive again");
+    }
+    recovered_any = !recovered_agents.empty();
     tx.commit();
     return absl::OkStatus();
   });

@@ -12,6 +12,8 @@ EventLog::EventLog(common::PgPool* pool) : pool_(pool) {}
 void EventLog::Append(pqxx::transaction_base& tx, const std::string& cluster,
                       const std::string& agent, const std::string& kind,
                       const std::string& message) {
+  constexpr int64_t kEventOrderLock = 0x7465746865766e74;  // "tethevnt"
+  tx.exec_params("SELECT pg_advisory_xact_lock($1)", kEventOrderLock);
   tx.exec_params("INSERT INTO events (cluster, agent, kind, message) VALUES ($1, $2, $3, $4)",
                  cluster, agent, kind, message);
 }

@@ -24,6 +24,10 @@ class EventLog {
   explicit EventLog(common::PgPool* pool);
 
   // Adds an event inside the caller's transaction; call Notify() after the commit.
+  // Appends take a transaction-level lock so that event ids become visible in id order (a
+  // follower reading "id > last" then never skips one that commits late). Append only as the
+  // last statements of a transaction, so the lock is held briefly and never while waiting on
+  // row locks.
   static void Append(pqxx::transaction_base& tx, const std::string& cluster,
                      const std::string& agent, const std::string& kind,
                      const std::string& message);

@@ -3,8 +3,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include "common/logging.h"
 
 #include "common/migrator.h"
@@ -21,11 +19,8 @@ absl::Status MigrateMothershipSchema(const std::string& url, common::Clock* cloc
   // Look first without the lock: a replica that finds nothing pending does not queue for it.
   auto report = migrator.Status();
   if (!report.ok()) return report.status();
-  const bool clean = std::none_of(report->migrations.begin(), report->migrations.end(),
-                                  [](const common::MigrationState& m) {
-                                    return m.dirty || m.checksum_drift || m.unknown;
-                                  });
-  if (report->pending == 0 && clean) return absl::OkStatus();
+  if (auto st = common::CheckMigrationReport(*report); !st.ok()) return st;
+  if (report->pending == 0) return absl::OkStatus();
   auto applied = migrator.Up();
   if (!applied.ok()) return applied.status();
   if (*applied > 0) spdlog::info("schema migrated applied={}", *applied);

@@ -186,6 +186,22 @@ TEST(MigratorTest, RepairAsRolledBackLetsTheMigrationRunAgain) {
   EXPECT_FALSE(m.Status()->dirty_version.has_value());
 }
 
+TEST(MigratorTest, AMigrationThatEmptiesSearchPathDoesNotBreakTheBookkeeping) {
+  const std::string url = PostgresServer::Get().FreshDatabase();
+  // What pg_dump writes at the top of every dump.
+  Migrator m(url,
+             Parse({{"0001_dump.up.sql",
+                     "SELECT pg_catalog.set_config('search_path', '', false);\n"
+                     "CREATE TABLE public.a (x int);"},
+                    {"0002_plain.up.sql", "CREATE TABLE b (x int);"}}),
+             {}, RealClock::Get());
+  auto up = m.Up();
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_EQ(*up, 2);
+  EXPECT_EQ(Count(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'b'"), 1);
+  EXPECT_EQ(m.Status()->current_version, 2);
+}
+
 TEST(MigratorTest, CreateIndexConcurrentlyRunsWhileAnotherMigratorWaits) {
   const std::string url = PostgresServer::Get().FreshDatabase();
   // Migration 2 first waits on an advisory lock the test holds, so the test decides when the

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
                                                   : common::LogFormat::kText,
                       config.log_level);
 
+  // A database that does not answer must not hang a connect for ever (libpq's default).
+  setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
+
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);

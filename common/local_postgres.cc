@@ -11,10 +11,25 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/files.h"
 
 namespace tether::common {
 namespace fs = std::filesystem;
+namespace {
+
+// The last `n` non-empty lines of a tool's output, as one line.
+std::string LastLines(absl::string_view text, size_t n) {
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    lines.emplace_back(absl::StripAsciiWhitespace(line));
+  }
+  if (lines.size() > n) lines.erase(lines.begin(), lines.end() - n);
+  return absl::StrJoin(lines, "; ");
+}
+
+}  // namespace
 
 absl::StatusOr<std::string> FindPostgresBinDir(int preferred_major) {
   const std::string preferred = absl::StrCat("/usr/lib/postgresql/", preferred_major, "/bin");
@@ -55,7 +70,12 @@ absl::StatusOr<int> PickFreeLoopbackPort() {
 }
 
 LocalPostgres::LocalPostgres(LocalPostgresOptions options, ProcessRunner* runner)
-    : options_(std::move(options)),
+    : options_([&] {
+        // The tools run in `root`, so every path handed to them must be absolute.
+        std::error_code ec;
+        options.root = fs::absolute(options.root, ec).lexically_normal().string();
+        return std::move(options);
+      }()),
       runner_(runner),
       data_dir_(options_.root + "/pgdata"),
       socket_dir_(options_.root + "/run"),
@@ -109,11 +129,14 @@ absl::Status LocalPostgres::EnsureInitialized() {
     if (auto st = MakeDirs(dir, 0700); !st.ok()) return st;
     if (auto st = ChownToOsUser(dir); !st.ok()) return st;
   }
-  // A half-finished initdb from an earlier crash leaves a pgdata without PG_VERSION.
+  // The cluster is made whole in a side directory and renamed into place, so a crash at any
+  // point leaves either no pgdata or a complete one; leftovers of a crash are removed here.
+  const std::string staging = data_dir_ + ".initdb";
   std::error_code ec;
+  fs::remove_all(staging, ec);
   fs::remove_all(data_dir_, ec);
 
-  std::vector<std::string> args = {"-D", data_dir_, "-U", options_.superuser, "-E", "UTF8",
+  std::vector<std::string> args = {"-D", staging, "-U", options_.superuser, "-E", "UTF8",
                                    "--locale=C.UTF-8"};
   const std::string pwfile = options_.root + "/.initdb-password";
   if (options_.password.empty()) {
@@ -129,7 +152,7 @@ absl::Status LocalPostgres::EnsureInitialized() {
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
     return absl::InternalError(absl::StrCat("initdb failed (exit ", result->exit_code,
-                                            "): ", result->output));
+                                            "): ", LastLines(result->output, 2)));
   }
 
   if (port_ == 0) {
@@ -144,16 +167,22 @@ absl::Status LocalPostgres::EnsureInitialized() {
   if (!options_.durable) {
     absl::StrAppend(&conf, "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
   }
-  if (auto st = WriteFileAtomically(data_dir_ + "/tether.conf", conf, 0600); !st.ok()) return st;
-  if (auto st = ChownToOsUser(data_dir_ + "/tether.conf"); !st.ok()) return st;
-  auto main_conf = ReadFile(data_dir_ + "/postgresql.conf");
+  if (auto st = WriteFileAtomically(staging + "/tether.conf", conf, 0600); !st.ok()) return st;
+  if (auto st = ChownToOsUser(staging + "/tether.conf"); !st.ok()) return st;
+  auto main_conf = ReadFile(staging + "/postgresql.conf");
   if (!main_conf.ok()) return main_conf.status();
-  if (auto st = WriteFileAtomically(data_dir_ + "/postgresql.conf",
+  if (auto st = WriteFileAtomically(staging + "/postgresql.conf",
                                     *main_conf + "\ninclude 'tether.conf'\n", 0600);
       !st.ok()) {
     return st;
   }
-  return ChownToOsUser(data_dir_ + "/postgresql.conf");
+  if (auto st = ChownToOsUser(staging + "/postgresql.conf"); !st.ok()) return st;
+  fs::rename(staging, data_dir_, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot move ", staging, " to ", data_dir_, ": ",
+                                               ec.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> LocalPostgres::IsRunning() {
@@ -173,9 +202,9 @@ absl::Status LocalPostgres::EnsureRunning() {
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
     auto log = ReadFile(log_file_);
-    std::string tail = log.ok() ? log->substr(log->size() > 2000 ? log->size() - 2000 : 0) : "";
     return absl::UnavailableError(absl::StrCat("pg_ctl start failed (exit ", result->exit_code,
-                                               "): ", result->output, tail));
+                                               "): ", LastLines(log.ok() ? *log : result->output, 2),
+                                               " (log: ", log_file_, ")"));
   }
   return absl::OkStatus();
 }
@@ -187,7 +216,7 @@ absl::Status LocalPostgres::Stop() {
   auto result = RunTool("pg_ctl", {"stop", "-w", "-m", "fast", "-D", data_dir_});
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
-    return absl::InternalError(absl::StrCat("pg_ctl stop failed: ", result->output));
+    return absl::InternalError(absl::StrCat("pg_ctl stop failed: ", LastLines(result->output, 2)));
   }
   return absl::OkStatus();
 }

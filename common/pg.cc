@@ -5,13 +5,23 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace tether::common {
 namespace {
 
+// libpq's multi-line messages ("ERROR:  ...\nDETAIL:  ...") as one line.
 std::string Trimmed(const char* what) {
-  return std::string(absl::StripTrailingAsciiWhitespace(what));
+  std::vector<std::string> parts;
+  for (absl::string_view line : absl::StrSplit(what, '\n', absl::SkipWhitespace())) {
+    line = absl::StripAsciiWhitespace(line);
+    absl::ConsumePrefix(&line, "ERROR:");
+    parts.emplace_back(absl::StripAsciiWhitespace(line));
+  }
+  return absl::StrJoin(parts, "; ");
 }
 
 }  // namespace

@@ -54,17 +54,27 @@ absl::StatusOr<ProcessResult> RealProcessRunner::Run(const ProcessSpec& spec) {
 
   int out[2];
   int exec_err[2];  // reports an exec failure's errno to the parent
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(exec_err, O_CLOEXEC) != 0) {
+  if (::pipe2(out, O_CLOEXEC) != 0) {
     return absl::UnavailableError(absl::StrCat("pipe: ", std::strerror(errno)));
   }
+  if (::pipe2(exec_err, O_CLOEXEC) != 0) {
+    const int err = errno;
+    ::close(out[0]);
+    ::close(out[1]);
+    return absl::UnavailableError(absl::StrCat("pipe: ", std::strerror(err)));
+  }
   const pid_t pid = ::fork();
-  if (pid < 0) return absl::UnavailableError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid < 0) {
+    const int err = errno;
+    for (int fd : {out[0], out[1], exec_err[0], exec_err[1]}) ::close(fd);
+    return absl::UnavailableError(absl::StrCat("fork: ", std::strerror(err)));
+  }
   if (pid == 0) {
     ::setpgid(0, 0);
     ::dup2(out[1], 1);
     ::dup2(out[1], 2);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull >= 0) ::dup2(devnull, 0);  // the duplicate on 0 does not inherit CLOEXEC
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) {
       int err = errno;
       (void)!::write(exec_err[1], &err, sizeof(err));
@@ -100,7 +110,7 @@ absl::StatusOr<ProcessResult> RealProcessRunner::Run(const ProcessSpec& spec) {
     }
     struct pollfd pfd = {out[0], POLLIN, 0};
     int ready = ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
     ssize_t n = ::read(out[0], buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
@@ -115,8 +125,17 @@ absl::StatusOr<ProcessResult> RealProcessRunner::Run(const ProcessSpec& spec) {
   }
   if (!pending.empty() && spec.on_line) spec.on_line(pending);
   ::close(out[0]);
+  // The child closed its output; it may still run (or a grandchild may have kept the pipe),
+  // so the deadline still holds for its exit.
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (;;) {
+    const pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) break;
+    if (absl::Now() >= deadline && !timed_out) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+    }
+    absl::SleepFor(absl::Milliseconds(5));
   }
   int child_errno = 0;
   const bool exec_failed = ::read(exec_err[0], &child_errno, sizeof(child_errno)) ==

@@ -103,7 +103,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
         after = e.id();
       }
     }
-    return grpc::Status(grpc::StatusCode::CANCELLED, "stream ended");
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "mothership is shutting down");
   }
 
  private:

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
                       config.log_level);
 
   // Signals are taken by a dedicated thread with sigwait, so no handler runs in random threads.
+  // A database that does not answer must not hang a connect for ever (libpq's default).
+  setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
+
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);

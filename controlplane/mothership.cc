@@ -161,7 +161,10 @@ absl::Status Mothership::Start() {
   server_->GetHealthCheckService()->SetServingStatus(true);
   housekeeping_ = std::thread([this] { Housekeeping(); });
 
-  const std::string address = absl::StrCat("127.0.0.1:", port_);
+  // Where a client on this machine reaches us: the listen host, unless it is a wildcard.
+  std::string host = config_.listen.substr(0, config_.listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") host = "127.0.0.1";
+  const std::string address = absl::StrCat(host, ":", port_);
   if (auto st = common::WriteFileAtomically(config_.data_dir + "/mothership.addr", address + "\n", 0644);
       !st.ok()) {
     return st;
@@ -203,6 +206,15 @@ void Mothership::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (housekeeping_.joinable()) housekeeping_.join();
+  // Lite mode's PostgreSQL serves only us. (After a crash it keeps running, and the next
+  // start reuses it.)
+  if (local_postgres_ != nullptr) {
+    if (auto st = local_postgres_->Stop(); !st.ok()) {
+      spdlog::warn("local postgres did not stop reason=\"{}\"", st.message());
+    } else {
+      spdlog::info("local postgres stopped");
+    }
+  }
   spdlog::info("mothership stopped");
 }
 

@@ -305,14 +305,23 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
         print(e);
         after = e.id();
       }
-      v1::WatchEventsRequest watch;
-      watch.set_cluster(cluster);
-      watch.set_after_id(after);
-      auto wctx = s.Context(/*streaming=*/true);
-      auto reader = s.stub->WatchEvents(wctx.get(), watch);
-      v1::Event e;
-      while (reader->Read(&e)) print(e);
-      return reader->Finish();
+      // Follow until interrupted; when the mothership restarts, pick up after the last event.
+      for (;;) {
+        v1::WatchEventsRequest watch;
+        watch.set_cluster(cluster);
+        watch.set_after_id(after);
+        auto wctx = s.Context(/*streaming=*/true);
+        wctx->set_wait_for_ready(true);
+        auto reader = s.stub->WatchEvents(wctx.get(), watch);
+        v1::Event e;
+        while (reader->Read(&e)) {
+          print(e);
+          after = e.id();
+        }
+        grpc::Status ended = reader->Finish();
+        if (ended.error_code() != grpc::StatusCode::UNAVAILABLE) return ended;
+        std::cerr << "tetherctl: " << ended.error_message() << "; reconnecting\n";
+      }
     };
   });
 

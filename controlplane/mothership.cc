@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/backoff.h"
 #include "common/files.h"
+#include "common/grpc_tls.h"
 #include "common/secrets.h"
 #include "controlplane/schema.h"
 
@@ -25,28 +26,15 @@ Mothership::Mothership(MothershipConfig config, common::Clock* clock,
 Mothership::~Mothership() { Shutdown(); }
 
 absl::Status Mothership::StartServer() {
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
-  if (!config_.tls_cert.empty()) {
-    auto cert = common::ReadFile(config_.tls_cert);
-    auto key = common::ReadFile(config_.tls_key);
-    if (!cert.ok()) return absl::InvalidArgumentError(cert.status().message());
-    if (!key.ok()) return absl::InvalidArgumentError(key.status().message());
-    grpc::SslServerCredentialsOptions opts;
-    opts.pem_key_cert_pairs.push_back({*key, *cert});
-    if (!config_.tls_client_ca.empty()) {
-      auto ca = common::ReadFile(config_.tls_client_ca);
-      if (!ca.ok()) return absl::InvalidArgumentError(ca.status().message());
-      opts.pem_root_certs = *ca;
-      opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-    }
-    creds = grpc::SslServerCredentials(opts);
-  }
+  auto creds = common::MakeServerCredentials(config_.tls_cert, config_.tls_key,
+                                             config_.tls_client_ca);
+  if (!creds.ok()) return creds.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   agent_service_ = MakeAgentService(&backend_);
   control_service_ = MakeControlService(&backend_);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config_.listen, creds, &port_);
+  builder.AddListeningPort(config_.listen, *creds, &port_);
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(control_service_.get());
   // Agents ping through idle periods; let their keepalives through.

@@ -19,6 +19,11 @@ void AddCtlFlags(CLI::App& app, CtlConfig* c) {
       ->envname("TETHER_TOKEN");
   app.add_option("--tls-ca", c->tls_ca, "CA certificate of the mothership; enables TLS")
       ->envname("TETHER_TLS_CA");
+  app.add_option("--tls-client-cert", c->tls_client_cert,
+                 "client certificate for a mothership that requires one (mutual TLS)")
+      ->envname("TETHER_TLS_CLIENT_CERT");
+  app.add_option("--tls-client-key", c->tls_client_key, "key of --tls-client-cert")
+      ->envname("TETHER_TLS_CLIENT_KEY");
   app.add_option("-o,--output", c->output, "table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
       ->capture_default_str();
@@ -54,10 +59,14 @@ absl::Status FinishCtlConfig(CtlConfig* c) {
             token_file = value;
           } else if (key == "tls_ca") {
             if (c->tls_ca.empty()) c->tls_ca = value;
+          } else if (key == "tls_client_cert") {
+            if (c->tls_client_cert.empty()) c->tls_client_cert = value;
+          } else if (key == "tls_client_key") {
+            if (c->tls_client_key.empty()) c->tls_client_key = value;
           } else {
             return absl::InvalidArgumentError(absl::StrCat(
                 "config file ", path, ": unknown key \"", key,
-                "\" (known: server, token, token_file, tls_ca)"));
+                "\" (known: server, token, token_file, tls_ca, tls_client_cert, tls_client_key)"));
           }
         }
         if (c->token.empty() && !token_file.empty()) {

@@ -1,6 +1,6 @@
 // CtlConfig: where tetherctl finds the mothership and its operator token. Precedence: flags,
 // then TETHER_SERVER / TETHER_TOKEN / TETHER_TLS_CA, then the config file (TETHER_CONFIG or
-// ~/.config/tether/config, YAML with keys server, token, token_file, tls_ca), then defaults.
+// ~/.config/tether/config, YAML with keys server, token, token_file, tls_ca, tls_client_cert, tls_client_key), then defaults.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -15,6 +15,8 @@ struct CtlConfig {
   std::string server;
   std::string token;
   std::string tls_ca;
+  std::string tls_client_cert;
+  std::string tls_client_key;
   std::string output = "table";
   std::string config_file;  // from TETHER_CONFIG; empty: ~/.config/tether/config
 };

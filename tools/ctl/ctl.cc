@@ -13,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "common/files.h"
+#include "common/grpc_tls.h"
 #include "tether/v1/control_service.grpc.pb.h"
 #include "tools/ctl/config.h"
 #include "tools/ctl/output.h"
@@ -345,18 +346,13 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     err << "tetherctl: no command given (see --help)\n";
     return 2;
   }
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (!config.tls_ca.empty()) {
-    auto ca = common::ReadFile(config.tls_ca);
-    if (!ca.ok()) {
-      err << "tetherctl: " << ca.status().message() << "\n";
-      return 2;
-    }
-    grpc::SslCredentialsOptions opts;
-    opts.pem_root_certs = *ca;
-    creds = grpc::SslCredentials(opts);
+  auto creds = common::MakeChannelCredentials(config.tls_ca, config.tls_client_cert,
+                                              config.tls_client_key);
+  if (!creds.ok()) {
+    err << "tetherctl: " << creds.status().message() << "\n";
+    return 2;
   }
-  Session session{config, v1::ControlService::NewStub(grpc::CreateChannel(config.server, creds)), &out};
+  Session session{config, v1::ControlService::NewStub(grpc::CreateChannel(config.server, *creds)), &out};
   grpc::Status st = action(session);
   if (!st.ok()) {
     err << "tetherctl: " << Describe(st, config) << "\n";

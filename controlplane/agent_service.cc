@@ -46,14 +46,19 @@ class ConnectReactor final
       Finish(ToGrpcStatus(kStarting));
       return;
     }
-    auto identity = backend_->agents->Authenticate(MetadataValue(context, "x-tether-agent-id"),
-                                                   BearerToken(context));
-    if (!identity.ok()) {
-      Finish(ToGrpcStatus(identity.status()));
-      return;
-    }
-    identity_ = *std::move(identity);
-    StartRead(&in_);
+    // Checking the credential reads the database: do it on the blocking pool. The reactor lives
+    // until OnDone, which cannot come before the Finish that either branch below leads to.
+    backend_->blocking->Submit([this, agent_id = MetadataValue(context, "x-tether-agent-id"),
+                                credential = BearerToken(context)] {
+      auto identity = backend_->agents->Authenticate(agent_id, credential);
+      if (!identity.ok()) {
+        Close(identity.status());
+        return;
+      }
+      identity_ = *std::move(identity);
+      absl::MutexLock lock(&mu_);
+      if (!finished_) StartRead(&in_);
+    });
   }
 
   void Close(const absl::Status& status) override {

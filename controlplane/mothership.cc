@@ -145,6 +145,8 @@ absl::Status Mothership::Start() {
   backend_.tokens = tokens_.get();
   backend_.events = events_.get();
   backend_.streams = streams_.get();
+  blocking_ = std::make_unique<common::WorkPool>(4);
+  backend_.blocking = blocking_.get();
   backend_.ready.store(true);
   server_->GetHealthCheckService()->SetServingStatus(true);
   housekeeping_ = std::thread([this] { Housekeeping(); });

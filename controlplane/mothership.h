@@ -67,6 +67,7 @@ class Mothership {
   std::unique_ptr<StreamRegistry> streams_;
   std::unique_ptr<AgentRegistry> agents_;
   std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<common::WorkPool> blocking_;
   std::thread housekeeping_;
 };
 

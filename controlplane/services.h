@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/work_pool.h"
 #include "controlplane/agent_registry.h"
 #include "controlplane/event_log.h"
 #include "controlplane/stream_registry.h"
@@ -21,6 +22,8 @@ struct Backend {
   TokenStore* tokens = nullptr;
   EventLog* events = nullptr;
   StreamRegistry* streams = nullptr;
+  // Runs the database work of stream set-up off gRPC's callback threads.
+  common::WorkPool* blocking = nullptr;
   std::atomic<bool> ready{false};
   std::atomic<bool> stopping{false};
 };

@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/local_provisioner.h"
+#include "agent/lxd_provisioner.h"
 #include "common/files.h"
+#include "common/grpc_tls.h"
 
 namespace tether::agent {
 namespace {
@@ -33,6 +35,21 @@ absl::StatusOr<std::unique_ptr<Provisioner>> MakeProvisioner(const AgentConfig& 
   if (config.provisioner == "local") {
     return std::make_unique<LocalProvisioner>(config.data_dir, config.postgres_bin_dir, runner);
   }
+  if (config.provisioner == "lxd") {
+    CurlLxdTransportOptions transport;
+    transport.socket_path = config.lxd_socket;
+    transport.url = config.lxd_url;
+    transport.client_cert = config.lxd_cert;
+    transport.client_key = config.lxd_key;
+    transport.server_ca = config.lxd_server_cert;
+    LxdProvisionerOptions options;
+    options.instance = config.lxd_instance;
+    options.data_dir = config.data_dir;
+    options.postgres_address = config.lxd_postgres_address;
+    options.bundle_dir = config.lxd_bundle;
+    return std::make_unique<LxdProvisioner>(
+        options, std::make_unique<CurlLxdTransport>(transport), common::RealClock::Get());
+  }
   if (config.provisioner == "external") {
     return std::make_unique<ExternalProvisioner>(config.database_url);
   }
@@ -47,14 +64,9 @@ Agent::~Agent() { Stop(); }
 
 absl::Status Agent::Start() {
   if (auto st = common::MakeDirs(config_.data_dir, 0755); !st.ok()) return st;
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (!config_.tls_ca.empty()) {
-    auto ca = common::ReadFile(config_.tls_ca);
-    if (!ca.ok()) return absl::InvalidArgumentError(ca.status().message());
-    grpc::SslCredentialsOptions opts;
-    opts.pem_root_certs = *ca;
-    creds = grpc::SslCredentials(opts);
-  }
+  auto creds = common::MakeChannelCredentials(config_.tls_ca, config_.tls_client_cert,
+                                              config_.tls_client_key);
+  if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
@@ -62,7 +74,7 @@ absl::Status Agent::Start() {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(config_.reconnect_max)));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  auto channel = grpc::CreateCustomChannel(config_.mothership, creds, args);
+  auto channel = grpc::CreateCustomChannel(config_.mothership, *creds, args);
 
   auto provisioner = MakeProvisioner(config_, runner_);
   if (!provisioner.ok()) return provisioner.status();

@@ -39,6 +39,9 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
   app.add_option("--lxd-cert", c->lxd_cert, "client certificate for --lxd-url")
       ->envname("TETHER_LXD_CERT");
   app.add_option("--lxd-key", c->lxd_key, "client key for --lxd-url")->envname("TETHER_LXD_KEY");
+  app.add_option("--lxd-server-cert", c->lxd_server_cert,
+                 "LXD's certificate (or its CA) to trust for --lxd-url; default: the system's CAs")
+      ->envname("TETHER_LXD_SERVER_CERT");
   app.add_option("--lxd-instance", c->lxd_instance, "the LXD instance to provision in (default: --name)")
       ->envname("TETHER_LXD_INSTANCE");
   app.add_option("--lxd-postgres-address", c->lxd_postgres_address,

@@ -23,6 +23,7 @@ struct AgentConfig {
   std::string lxd_url;
   std::string lxd_cert;
   std::string lxd_key;
+  std::string lxd_server_cert;  // LXD's own (self-signed) certificate, or its CA, for --lxd-url
   std::string lxd_instance;     // default: name
   // Where the PostgreSQL installed in the instance answers, seen from the agent: inside its own
   // container loopback; from a host, the listen side of an LXD proxy device.

@@ -42,7 +42,9 @@ class FleetTest : public ::testing::Test {
     common::RealProcessRunner runner;
     for (const std::string& root : {dir_.path() + "/mothership/postgres", dir_.path() + "/a1/postgres",
                                     dir_.path() + "/a2/postgres"}) {
-      common::LocalPostgres pg({root}, &runner);
+      common::LocalPostgresOptions options;
+      options.root = root;
+      common::LocalPostgres pg(options, &runner);
       if (pg.EnsureInitialized().ok()) (void)pg.Stop();
     }
   }

@@ -54,7 +54,9 @@ TEST(ProvisioningTest, LocalProvisionerGoesFromNothingToReady) {
                   .as<int>(),
               1);
   }
-  common::LocalPostgres pg({dir.path() + "/postgres"}, &runner);
+  common::LocalPostgresOptions options;
+  options.root = dir.path() + "/postgres";
+  common::LocalPostgres pg(options, &runner);
   ASSERT_TRUE(pg.EnsureInitialized().ok());
   ASSERT_TRUE(pg.Stop().ok());
 }

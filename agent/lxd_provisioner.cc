@@ -1,6 +1,8 @@
 // LxdProvisioner: password file, instance check, pushes (script, bundle), exec, result.
 #include "agent/lxd_provisioner.h"
 
+#include <curl/curl.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <vector>
@@ -31,19 +33,13 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-// Percent-encodes everything but [A-Za-z0-9] for the userinfo part of a URL.
+// Percent-encodes a value for the userinfo part of a URL (libcurl's escaping: all but
+// unreserved characters).
 std::string EncodeUserinfo(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (absl::ascii_isalnum(c)) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
+  char* escaped = curl_easy_escape(nullptr, s.data(), static_cast<int>(s.size()));
+  if (escaped == nullptr) return "";
+  std::string out(escaped);
+  curl_free(escaped);
   return out;
 }
 

@@ -14,17 +14,12 @@ LocalProvisioner::LocalProvisioner(std::string data_dir, std::string bin_dir,
 absl::Status LocalProvisioner::Provision(const ProgressFn& progress) {
   if (postgres_ == nullptr) {
     if (auto st = common::MakeDirs(data_dir_, 0755); !st.ok()) return st;
-    const std::string password_file = data_dir_ + "/postgres.password";
-    auto password = common::ReadFile(password_file);
-    if (absl::IsNotFound(password.status())) {
-      password = common::RandomHex(24);
-      if (auto st = common::WriteFileAtomically(password_file, *password, 0600); !st.ok()) return st;
-    }
+    auto password = common::ReadOrCreateSecretFile(data_dir_ + "/postgres.password");
     if (!password.ok()) return password.status();
     common::LocalPostgresOptions options;
     options.root = data_dir_ + "/postgres";
     options.bin_dir = bin_dir_;
-    options.password = std::string(absl::StripAsciiWhitespace(*password));
+    options.password = *password;
     options.durable = durable_;
     postgres_ = std::make_unique<common::LocalPostgres>(options, runner_);
   }

@@ -57,18 +57,9 @@ LxdProvisioner::LxdProvisioner(LxdProvisionerOptions options,
 absl::Status LxdProvisioner::EnsurePassword() {
   if (!password_.empty()) return absl::OkStatus();
   if (auto st = common::MakeDirs(options_.data_dir, 0755); !st.ok()) return st;
-  const std::string file = options_.data_dir + "/postgres.password";
-  auto password = common::ReadFile(file);
-  if (absl::IsNotFound(password.status())) {
-    password = common::RandomHex(24);
-    if (auto st = common::WriteFileAtomically(file, *password, 0600); !st.ok()) return st;
-  }
+  auto password = common::ReadOrCreateSecretFile(options_.data_dir + "/postgres.password");
   if (!password.ok()) return password.status();
-  password_ = std::string(absl::StripAsciiWhitespace(*password));
-  if (password_.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(file, " is empty; delete it to get a new one"));
-  }
+  password_ = *password;
   return absl::OkStatus();
 }
 

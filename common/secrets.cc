@@ -8,8 +8,10 @@
 #include <stdexcept>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 
 namespace tether::common {
 
@@ -30,6 +32,20 @@ std::string HashSecret(absl::string_view secret) {
   SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), digest);
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+absl::StatusOr<std::string> ReadOrCreateSecretFile(const std::string& path) {
+  auto secret = ReadFile(path);
+  if (absl::IsNotFound(secret.status())) {
+    secret = RandomHex(24);
+    if (auto st = WriteFileAtomically(path, *secret, 0600); !st.ok()) return st;
+  }
+  if (!secret.ok()) return secret.status();
+  std::string value(absl::StripAsciiWhitespace(*secret));
+  if (value.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is empty; delete it to get a new one"));
+  }
+  return value;
 }
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {

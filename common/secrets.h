@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace tether::common {
@@ -16,6 +18,10 @@ std::string NewSecret(absl::string_view prefix);
 
 // Hex SHA-256 of `secret`.
 std::string HashSecret(absl::string_view secret);
+
+// The secret kept in `path` (surrounding whitespace removed); when the file does not exist, a
+// new random one is written there first with mode 0600. kFailedPrecondition for an empty file.
+absl::StatusOr<std::string> ReadOrCreateSecretFile(const std::string& path);
 
 // Compares without leaking where the first difference is.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b);

@@ -57,17 +57,12 @@ absl::StatusOr<std::string> Mothership::PrepareDatabase() {
     return config_.database_url;
   }
   spdlog::info("mode=lite database=local dir={}/postgres", config_.data_dir);
-  const std::string password_file = config_.data_dir + "/postgres.password";
-  auto password = common::ReadFile(password_file);
-  if (absl::IsNotFound(password.status())) {
-    password = common::RandomHex(24);
-    if (auto st = common::WriteFileAtomically(password_file, *password, 0600); !st.ok()) return st;
-  }
+  auto password = common::ReadOrCreateSecretFile(config_.data_dir + "/postgres.password");
   if (!password.ok()) return password.status();
   common::LocalPostgresOptions options;
   options.root = config_.data_dir + "/postgres";
   options.bin_dir = config_.postgres_bin_dir;
-  options.password = std::string(absl::StripAsciiWhitespace(*password));
+  options.password = *password;
   local_postgres_ = std::make_unique<common::LocalPostgres>(options, runner_);
   common::Backoff backoff({absl::Milliseconds(500), absl::Seconds(10)}, &random_);
   for (;;) {

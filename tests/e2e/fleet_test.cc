@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "common/local_postgres.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/mothership_process.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -50,18 +51,13 @@ class FleetTest : public ::testing::Test {
   }
 
   void StartMothership(const std::string& listen) {
-    const std::string data = dir_.path() + "/mothership";
-    ::unlink((data + "/mothership.addr").c_str());
-    mothership_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{TETHER_MOTHERSHIP_BIN, "--listen", listen, "--data-dir", data,
-                                 "--heartbeat-ttl", "3s"},
-        std::vector<std::string>{}, dir_.path() + "/mothership.log");
-    ASSERT_TRUE(PollUntil([&] {
-      return common::ReadFile(data + "/mothership.addr").ok() || !mothership_->Running();
-    })) << mothership_->Log();
-    ASSERT_TRUE(mothership_->Running()) << mothership_->Log();
-    server_ = std::string(absl::StripAsciiWhitespace(*common::ReadFile(data + "/mothership.addr")));
-    token_ = std::string(absl::StripAsciiWhitespace(*common::ReadFile(data + "/operator.token")));
+    auto m = testing::StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
+                                             {"--listen", listen, "--heartbeat-ttl", "3s"},
+                                             dir_.path() + "/mothership.log");
+    ASSERT_TRUE(m.ok()) << m.status();
+    mothership_ = std::move(m->process);
+    server_ = m->server;
+    token_ = m->token;
   }
 
   std::unique_ptr<ChildProcess> StartAgent(const std::string& name, const std::string& bootstrap) {

@@ -21,6 +21,7 @@
 #include "common/local_postgres.h"
 #include "common/pg.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/mothership_process.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
 
@@ -69,17 +70,13 @@ class LxdTest : public ::testing::Test {
   }
 
   void StartMothership() {
-    const std::string data = dir_.path() + "/mothership";
-    mothership_ =
-        std::make_unique<ChildProcess>(std::vector<std::string>{TETHER_MOTHERSHIP_BIN, "--listen",
-                                                                "127.0.0.1:0", "--data-dir", data},
-                                       std::vector<std::string>{}, dir_.path() + "/mothership.log");
-    ASSERT_TRUE(PollUntil([&] {
-      return common::ReadFile(data + "/mothership.addr").ok() || !mothership_->Running();
-    })) << mothership_->Log();
-    ASSERT_TRUE(mothership_->Running()) << mothership_->Log();
-    server_ = std::string(absl::StripAsciiWhitespace(*common::ReadFile(data + "/mothership.addr")));
-    token_ = std::string(absl::StripAsciiWhitespace(*common::ReadFile(data + "/operator.token")));
+    auto m = testing::StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
+                                             {"--listen", "127.0.0.1:0"},
+                                             dir_.path() + "/mothership.log");
+    ASSERT_TRUE(m.ok()) << m.status();
+    mothership_ = std::move(m->process);
+    server_ = m->server;
+    token_ = m->token;
     std::string out;
     ASSERT_EQ(Ctl({"tokens", "create", "--cluster", "shop", "--ttl", "1h"}, &out), 0);
     bootstrap_ = std::string(absl::StripAsciiWhitespace(out));

@@ -87,6 +87,24 @@ class MothershipTest : public ::testing::Test {
     return agents_->Register(&ctx, req, resp);
   }
 
+  // A raw Connect stream with the agent's credential that has sent Hello for `incarnation`.
+  struct RawStream {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::MothershipMessage>> stream;
+  };
+  RawStream OpenStream(const v1::RegisterResponse& agent, int64_t incarnation) {
+    RawStream raw;
+    raw.context = std::make_unique<grpc::ClientContext>();
+    raw.context->AddMetadata("authorization", "Bearer " + agent.credential());
+    raw.context->AddMetadata("x-tether-agent-id", agent.agent_id());
+    raw.stream = agents_->Connect(raw.context.get());
+    v1::AgentMessage hello;
+    hello.mutable_hello()->set_agent_id(agent.agent_id());
+    hello.mutable_hello()->set_incarnation(incarnation);
+    EXPECT_TRUE(raw.stream->Write(hello));
+    return raw;
+  }
+
   int64_t Count(const std::string& sql) {
     pqxx::connection c(url_);
     pqxx::nontransaction tx(c);
@@ -203,14 +221,8 @@ TEST_F(MothershipTest, ReRegistrationClosesTheOpenStreamOfTheOldIncarnation) {
   auto token = CreateToken("shop");
   v1::RegisterResponse first;
   ASSERT_TRUE(Register(token.secret(), "web-1", &first).ok());
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + first.credential());
-  ctx.AddMetadata("x-tether-agent-id", first.agent_id());
-  auto stream = agents_->Connect(&ctx);
-  v1::AgentMessage hello;
-  hello.mutable_hello()->set_agent_id(first.agent_id());
-  hello.mutable_hello()->set_incarnation(first.incarnation());
-  ASSERT_TRUE(stream->Write(hello));
+  RawStream raw = OpenStream(first, first.incarnation());
+  auto& stream = raw.stream;
   v1::MothershipMessage msg;
   ASSERT_TRUE(stream->Read(&msg));
   ASSERT_TRUE(msg.has_welcome());
@@ -228,14 +240,8 @@ TEST_F(MothershipTest, HelloMustMatchTheCredentialsIncarnation) {
   auto token = CreateToken("shop");
   v1::RegisterResponse agent;
   ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + agent.credential());
-  ctx.AddMetadata("x-tether-agent-id", agent.agent_id());
-  auto stream = agents_->Connect(&ctx);
-  v1::AgentMessage hello;
-  hello.mutable_hello()->set_agent_id(agent.agent_id());
-  hello.mutable_hello()->set_incarnation(7);
-  ASSERT_TRUE(stream->Write(hello));
+  RawStream raw = OpenStream(agent, 7);
+  auto& stream = raw.stream;
   v1::MothershipMessage msg;
   EXPECT_FALSE(stream->Read(&msg));
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);

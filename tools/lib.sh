@@ -31,7 +31,7 @@ ensure_packages() {
     || die "apt-get install ${missing[*]} failed"
 }
 
-# Configures (once) and builds into build/.
+# Configures (once) and builds into build/: the given targets, or everything.
 build_tether() {
   local jobs
   jobs=$(nproc 2>/dev/null || echo 2)
@@ -41,5 +41,7 @@ build_tether() {
       >/dev/null || die "cmake configure failed"
   fi
   say "building (a first build takes a few minutes)"
-  cmake --build "$TETHER_ROOT/build" -j "$jobs" || die "build failed"
+  local targets=()
+  [ $# -gt 0 ] && targets=(--target "$@")
+  cmake --build "$TETHER_ROOT/build" -j "$jobs" "${targets[@]}" || die "build failed"
 }

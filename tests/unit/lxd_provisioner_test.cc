@@ -61,7 +61,7 @@ class LxdProvisionerTest : public ::testing::Test {
     LxdProvisionerOptions options;
     options.instance = instance;
     options.data_dir = data_dir_.path() + "/agent";
-    options.postgres_address = "127.0.0.1:25432";
+    options.postgres_address = "pg.test:25432";
     if (with_bundle) options.bundle_dir = bundle_dir_.path() + "/pkgs";
     options.install_timeout = absl::Minutes(2);
     return std::make_unique<LxdProvisioner>(options, std::move(transport), &clock_);
@@ -98,7 +98,7 @@ TEST_F(LxdProvisionerTest, PushesTheScriptAndBundleRunsItAndLogsItsOutput) {
   ASSERT_EQ(::stat((data_dir_.path() + "/agent/postgres.password").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600);
   EXPECT_EQ(p->AdminUrl("tether_agent"),
-            "postgresql://tether:" + password + "@127.0.0.1:25432/tether_agent?connect_timeout=5");
+            "postgresql://tether:" + password + "@pg.test:25432/tether_agent?connect_timeout=5");
 
   // Pushed: the provisioning directory, the script (as embedded), the bundle directory and
   // only the .deb files of the bundle.
@@ -158,7 +158,7 @@ TEST_F(LxdProvisionerTest, AnExistingPasswordFileMakesTheUrlKnownBeforeProvision
           .ok());
   auto p = Make("c1", false);
   EXPECT_EQ(p->AdminUrl("postgres"),
-            "postgresql://tether:abc123@127.0.0.1:25432/postgres?connect_timeout=5");
+            "postgresql://tether:abc123@pg.test:25432/postgres?connect_timeout=5");
 }
 
 TEST_F(LxdProvisionerTest, ANonZeroExitFailsWithTheLastStderrLinesOnOneLine) {

@@ -71,9 +71,10 @@ absl::StatusOr<int> PickFreeLoopbackPort() {
 
 LocalPostgres::LocalPostgres(LocalPostgresOptions options, ProcessRunner* runner)
     : options_([&] {
-        // The tools run in `root`, so every path handed to them must be absolute.
+        // The tools run in `root` as another user, so every path handed to them must be
+        // absolute and free of symlinks through directories that user may not enter.
         std::error_code ec;
-        options.root = fs::absolute(options.root, ec).lexically_normal().string();
+        options.root = fs::weakly_canonical(fs::absolute(options.root, ec), ec).string();
         return std::move(options);
       }()),
       runner_(runner),
@@ -128,6 +129,18 @@ absl::Status LocalPostgres::EnsureInitialized() {
   for (const std::string& dir : {options_.root, socket_dir_}) {
     if (auto st = MakeDirs(dir, 0700); !st.ok()) return st;
     if (auto st = ChownToOsUser(dir); !st.ok()) return st;
+  }
+  if (RunningAsRoot()) {
+    // initdb would fail later with a bare "Permission denied"; say what is wrong instead.
+    ProcessSpec probe;
+    probe.argv = {"test", "-w", options_.root};
+    probe.run_as_user = options_.os_user;
+    auto reach = runner_->Run(probe);
+    if (reach.ok() && reach->exit_code != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the ", options_.os_user, " user cannot reach ", options_.root,
+          " (a parent directory is private, like /root); use a data dir it can reach"));
+    }
   }
   // The cluster is made whole in a side directory and renamed into place, so a crash at any
   // point leaves either no pgdata or a complete one; leftovers of a crash are removed here.

@@ -69,6 +69,10 @@ absl::StatusOr<std::string> Mothership::PrepareDatabase() {
     absl::Status st = local_postgres_->EnsureInitialized();
     if (st.ok()) st = local_postgres_->EnsureRunning();
     if (st.ok()) break;
+    // No PostgreSQL installed, or a data dir it cannot use: waiting will not help.
+    if (absl::IsNotFound(st) || absl::IsFailedPrecondition(st) || absl::IsPermissionDenied(st)) {
+      return st;
+    }
     const absl::Duration delay = backoff.Next();
     spdlog::warn("local postgres not up yet retry_in={} reason=\"{}\"",
                  absl::FormatDuration(delay), st.message());
@@ -193,7 +197,7 @@ void Mothership::Shutdown() {
   if (housekeeping_.joinable()) housekeeping_.join();
   // Lite mode's PostgreSQL serves only us. (After a crash it keeps running, and the next
   // start reuses it.)
-  if (local_postgres_ != nullptr) {
+  if (local_postgres_ != nullptr && local_postgres_->IsRunning().value_or(false)) {
     if (auto st = local_postgres_->Stop(); !st.ok()) {
       spdlog::warn("local postgres did not stop reason=\"{}\"", st.message());
     } else {

@@ -13,6 +13,9 @@
 namespace tether::agent {
 
 void AddAgentFlags(CLI::App& app, AgentConfig* c) {
+  app.add_option("--config", c->config_file,
+                 "YAML file of settings (keys are the long flag names); flags and environment win")
+      ->envname("TETHER_AGENT_CONFIG");
   app.add_option("--mothership", c->mothership, "the mothership's HOST:PORT")
       ->envname("TETHER_MOTHERSHIP")
       ->capture_default_str();
@@ -83,7 +86,10 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
       ->envname("TETHER_POSTGRES_BIN_DIR");
 }
 
-absl::Status FinishAgentConfig(AgentConfig* c) {
+absl::Status FinishAgentConfig(CLI::App& app, AgentConfig* c) {
+  if (!c->config_file.empty()) {
+    if (auto st = common::ApplyConfigFile(app, c->config_file); !st.ok()) return st;
+  }
   if (c->name.empty()) {
     char host[256] = {};
     if (::gethostname(host, sizeof(host) - 1) != 0) {

@@ -12,6 +12,7 @@
 namespace tether::agent {
 
 struct AgentConfig {
+  std::string config_file;  // YAML: long flag names as keys, below flags and environment
   std::string mothership = "127.0.0.1:7400";
   std::string bootstrap_token;  // needed for the first registration only
   std::string name;             // default: the hostname
@@ -48,8 +49,8 @@ struct AgentConfig {
 
 void AddAgentFlags(CLI::App& app, AgentConfig* config);
 
-// Fills defaults (name from the hostname, data dir, LXD instance) and checks combinations.
+// Applies the config file (when given), fills defaults (name from the hostname, data dir, LXD instance) and checks combinations.
 // kInvalidArgument names the bad setting.
-absl::Status FinishAgentConfig(AgentConfig* config);
+absl::Status FinishAgentConfig(CLI::App& app, AgentConfig* config);
 
 }  // namespace tether::agent

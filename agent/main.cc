@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(TETHER_VERSION));
   agent::AddAgentFlags(app, &config);
   CLI11_PARSE(app, argc, argv);
-  if (auto st = agent::FinishAgentConfig(&config); !st.ok()) {
+  if (auto st = agent::FinishAgentConfig(app, &config); !st.ok()) {
     std::cerr << "tether-agent: " << st.message() << "\n";
     return 2;
   }

@@ -11,6 +11,9 @@
 namespace tether::controlplane {
 
 void AddMothershipFlags(CLI::App& app, MothershipConfig* c) {
+  app.add_option("--config", c->config_file,
+                 "YAML file of settings (keys are the long flag names); flags and environment win")
+      ->envname("TETHER_MOTHERSHIP_CONFIG");
   app.add_option("--listen", c->listen, "address to serve gRPC on (port 0 picks one)")
       ->envname("TETHER_LISTEN")
       ->capture_default_str();
@@ -39,7 +42,10 @@ void AddMothershipFlags(CLI::App& app, MothershipConfig* c) {
       ->envname("TETHER_POSTGRES_BIN_DIR");
 }
 
-absl::Status FinishMothershipConfig(MothershipConfig* c) {
+absl::Status FinishMothershipConfig(CLI::App& app, MothershipConfig* c) {
+  if (!c->config_file.empty()) {
+    if (auto st = common::ApplyConfigFile(app, c->config_file); !st.ok()) return st;
+  }
   if (c->data_dir.empty()) {
     const char* home = std::getenv("HOME");
     c->data_dir = common::RunningAsRoot() || home == nullptr

@@ -12,6 +12,7 @@
 namespace tether::controlplane {
 
 struct MothershipConfig {
+  std::string config_file;  // YAML: long flag names as keys, below flags and environment
   std::string listen = "127.0.0.1:7400";
   std::string data_dir;      // default: /var/lib/tether/mothership as root, else ~/.local/state
   std::string database_url;  // empty: lite mode, own PostgreSQL under data_dir/postgres
@@ -27,7 +28,7 @@ struct MothershipConfig {
 // Declares the flags on `app`, writing into `config`.
 void AddMothershipFlags(CLI::App& app, MothershipConfig* config);
 
-// Fills defaults and checks combinations. kInvalidArgument names the bad setting.
-absl::Status FinishMothershipConfig(MothershipConfig* config);
+// Applies the config file (when given), fills defaults and checks combinations. kInvalidArgument names the bad setting.
+absl::Status FinishMothershipConfig(CLI::App& app, MothershipConfig* config);
 
 }  // namespace tether::controlplane

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(TETHER_VERSION));
   controlplane::AddMothershipFlags(app, &config);
   CLI11_PARSE(app, argc, argv);
-  if (auto st = controlplane::FinishMothershipConfig(&config); !st.ok()) {
+  if (auto st = controlplane::FinishMothershipConfig(app, &config); !st.ok()) {
     std::cerr << "tether-mothership: " << st.message() << "\n";
     return 2;
   }

@@ -123,13 +123,38 @@ TEST(CtlConfigTest, MissingExplicitConfigFileIsAnError) {
   EXPECT_EQ(ctl::FinishCtlConfig(&c).code(), absl::StatusCode::kNotFound);
 }
 
+// Parses `args` and finishes the config with the same CLI11 app, as main() does.
+template <typename Config, typename AddFlags, typename Finish>
+std::pair<Config, absl::Status> ParseAndFinish(AddFlags add, Finish finish,
+                                               std::vector<std::string> args) {
+  Config config;
+  CLI::App app;
+  add(app, &config);
+  args.insert(args.begin(), "prog");
+  std::vector<const char*> argv;
+  for (auto& a : args) argv.push_back(a.c_str());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  absl::Status st = finish(app, &config);
+  return {config, st};
+}
+
+std::pair<agent::AgentConfig, absl::Status> Agent(std::vector<std::string> args) {
+  return ParseAndFinish<agent::AgentConfig>(agent::AddAgentFlags, agent::FinishAgentConfig,
+                                            std::move(args));
+}
+
+std::pair<controlplane::MothershipConfig, absl::Status> Mothership(std::vector<std::string> args) {
+  return ParseAndFinish<controlplane::MothershipConfig>(
+      controlplane::AddMothershipFlags, controlplane::FinishMothershipConfig, std::move(args));
+}
+
 TEST(AgentConfigTest, DefaultsNameFromHostnameAndInstanceFromName) {
   ScopedEnv env;
   ::unsetenv("TETHER_NAME");
   ::unsetenv("TETHER_LXD_INSTANCE");
   ::unsetenv("DATABASE_URL");
-  auto c = Parse<agent::AgentConfig>(agent::AddAgentFlags, {});
-  ASSERT_TRUE(agent::FinishAgentConfig(&c).ok());
+  auto [c, st] = Agent({});
+  ASSERT_TRUE(st.ok()) << st;
   EXPECT_FALSE(c.name.empty());
   EXPECT_EQ(c.lxd_instance, c.name);
   EXPECT_EQ(c.provisioner, "local");
@@ -140,57 +165,96 @@ TEST(AgentConfigTest, EnvironmentFillsWhatFlagsLeaveAndDurationsParse) {
   env.Set("TETHER_NAME", "from-env");
   env.Set("TETHER_HEARTBEAT_INTERVAL", "250ms");
   ::unsetenv("DATABASE_URL");
-  auto c = Parse<agent::AgentConfig>(agent::AddAgentFlags, {"--reconnect-max", "2s"});
-  ASSERT_TRUE(agent::FinishAgentConfig(&c).ok());
+  auto [c, st] = Agent({"--reconnect-max", "2s"});
+  ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(c.name, "from-env");
   EXPECT_EQ(c.heartbeat_interval, absl::Milliseconds(250));
   EXPECT_EQ(c.reconnect_max, absl::Seconds(2));
-  c = Parse<agent::AgentConfig>(agent::AddAgentFlags, {"--name", "from-flag"});
-  EXPECT_EQ(c.name, "from-flag");
+  EXPECT_EQ(Agent({"--name", "from-flag"}).first.name, "from-flag");
+}
+
+TEST(AgentConfigTest, FlagBeatsEnvironmentBeatsConfigFile) {
+  testing::TempDir dir;
+  const std::string file = dir.path() + "/agent.yaml";
+  ASSERT_TRUE(common::WriteFileAtomically(
+                  file, "name: from-file\ncluster: shop\nheartbeat-interval: 2s\nmothership: file:1\n",
+                  0600)
+                  .ok());
+  ScopedEnv env;
+  ::unsetenv("DATABASE_URL");
+  ::unsetenv("TETHER_CLUSTER");
+  ::unsetenv("TETHER_HEARTBEAT_INTERVAL");
+  env.Set("TETHER_NAME", "from-env");
+  env.Set("TETHER_MOTHERSHIP", "env:2");
+  auto [c, st] = Agent({"--config", file, "--mothership", "flag:3"});
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(c.mothership, "flag:3");
+  EXPECT_EQ(c.name, "from-env");
+  EXPECT_EQ(c.cluster, "shop");
+  EXPECT_EQ(c.heartbeat_interval, absl::Seconds(2));
+}
+
+TEST(AgentConfigTest, ConfigFileRejectsUnknownKeysAndBadValues) {
+  testing::TempDir dir;
+  ScopedEnv env;
+  ::unsetenv("DATABASE_URL");
+  ::unsetenv("TETHER_PROVISIONER");
+  ::unsetenv("TETHER_HEARTBEAT_INTERVAL");
+  ASSERT_TRUE(common::WriteFileAtomically(dir.path() + "/a.yaml", "nmae: typo\n", 0600).ok());
+  auto [c1, st1] = Agent({"--config", dir.path() + "/a.yaml"});
+  EXPECT_EQ(st1.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st1.message().find("unknown key \"nmae\""), absl::string_view::npos) << st1;
+  ASSERT_TRUE(common::WriteFileAtomically(dir.path() + "/b.yaml", "provisioner: docker\n", 0600).ok());
+  EXPECT_EQ(Agent({"--config", dir.path() + "/b.yaml"}).second.code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(
+      common::WriteFileAtomically(dir.path() + "/c.yaml", "heartbeat-interval: soon\n", 0600).ok());
+  EXPECT_EQ(Agent({"--config", dir.path() + "/c.yaml"}).second.code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Agent({"--config", dir.path() + "/missing.yaml"}).second.code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(AgentConfigTest, DatabaseUrlMeansExternalAndLxdUrlNeedsCertificates) {
   ScopedEnv env;
   ::unsetenv("DATABASE_URL");
-  auto c = Parse<agent::AgentConfig>(agent::AddAgentFlags,
-                                     {"--name", "a", "--database-url", "postgresql://x/y"});
-  ASSERT_TRUE(agent::FinishAgentConfig(&c).ok());
+  auto [c, st] = Agent({"--name", "a", "--database-url", "postgresql://x/y"});
+  ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(c.provisioner, "external");
-
-  c = Parse<agent::AgentConfig>(agent::AddAgentFlags, {"--name", "a", "--provisioner", "external"});
-  EXPECT_EQ(agent::FinishAgentConfig(&c).code(), absl::StatusCode::kInvalidArgument);
-
-  c = Parse<agent::AgentConfig>(agent::AddAgentFlags,
-                                {"--name", "a", "--provisioner", "lxd", "--lxd-url", "https://h:8443"});
-  EXPECT_EQ(agent::FinishAgentConfig(&c).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Agent({"--name", "a", "--provisioner", "external"}).second.code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Agent({"--name", "a", "--provisioner", "lxd", "--lxd-url", "https://h:8443"}).second.code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(AgentConfigTest, BadDurationsAndProvisionersAreRefusedAtParse) {
-  EXPECT_THROW(Parse<agent::AgentConfig>(agent::AddAgentFlags, {"--heartbeat-interval", "soon"}),
-               CLI::ValidationError);
-  EXPECT_THROW(Parse<agent::AgentConfig>(agent::AddAgentFlags, {"--provisioner", "docker"}),
-               CLI::ValidationError);
+  EXPECT_THROW(Agent({"--heartbeat-interval", "soon"}), CLI::ValidationError);
+  EXPECT_THROW(Agent({"--provisioner", "docker"}), CLI::ValidationError);
 }
 
 TEST(MothershipConfigTest, TlsFlagsGoTogether) {
   ScopedEnv env;
   ::unsetenv("DATABASE_URL");
-  auto c = Parse<controlplane::MothershipConfig>(controlplane::AddMothershipFlags,
-                                                 {"--tls-cert", "/c.pem"});
-  EXPECT_EQ(controlplane::FinishMothershipConfig(&c).code(), absl::StatusCode::kInvalidArgument);
-  c = Parse<controlplane::MothershipConfig>(controlplane::AddMothershipFlags,
-                                            {"--heartbeat-ttl", "30s", "--data-dir", "/d"});
-  ASSERT_TRUE(controlplane::FinishMothershipConfig(&c).ok());
+  EXPECT_EQ(Mothership({"--tls-cert", "/c.pem"}).second.code(), absl::StatusCode::kInvalidArgument);
+  auto [c, st] = Mothership({"--heartbeat-ttl", "30s", "--data-dir", "/d"});
+  ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(c.heartbeat_ttl, absl::Seconds(30));
   EXPECT_EQ(c.data_dir, "/d");
-  EXPECT_EQ(c.listen, "127.0.0.1:7400");
+  EXPECT_EQ(c.listen, "127.0.0.1:7400");  // the default, not a port any test binds
 }
 
-TEST(MothershipConfigTest, DatabaseUrlComesFromTheEnvironment) {
+TEST(MothershipConfigTest, DatabaseUrlComesFromTheEnvironmentOrTheFile) {
+  testing::TempDir dir;
+  ASSERT_TRUE(common::WriteFileAtomically(dir.path() + "/m.yaml",
+                                          "database-url: postgresql://file/tether\n", 0600)
+                  .ok());
   ScopedEnv env;
-  env.Set("DATABASE_URL", "postgresql://db/tether");
-  auto c = Parse<controlplane::MothershipConfig>(controlplane::AddMothershipFlags, {});
-  EXPECT_EQ(c.database_url, "postgresql://db/tether");
+  ::unsetenv("DATABASE_URL");
+  EXPECT_EQ(Mothership({"--config", dir.path() + "/m.yaml"}).first.database_url,
+            "postgresql://file/tether");
+  env.Set("DATABASE_URL", "postgresql://env/tether");
+  EXPECT_EQ(Mothership({"--config", dir.path() + "/m.yaml"}).first.database_url,
+            "postgresql://env/tether");
 }
 
 }  // namespace

@@ -50,17 +50,27 @@ class ConnectReactor final
     // until OnDone, which cannot come before the Finish that either branch below leads to.
     backend_->blocking->Submit([this, agent_id = MetadataValue(context, "x-tether-agent-id"),
                                 credential = BearerToken(context)] {
+      // This thread is not one of gRPC's reactions, so nothing keeps the reactor alive once it
+      // has called Finish or started a read: that call must be the last thing it does here,
+      // and no lock of ours may be held across it. Until then nothing else can touch the
+      // reactor: it is in no registry and has no read or write in flight.
       auto identity = backend_->agents->Authenticate(agent_id, credential);
       if (!identity.ok()) {
-        Close(identity.status());
+        {
+          absl::MutexLock lock(&mu_);
+          finished_ = true;
+        }
+        Finish(ToGrpcStatus(identity.status()));
         return;
       }
       identity_ = *std::move(identity);
-      absl::MutexLock lock(&mu_);
-      if (!finished_) StartRead(&in_);
+      StartRead(&in_);
     });
   }
 
+  // Called from reactions (OnReadDone) or by StreamRegistry with its lock held; either way
+  // OnDone, which deletes the reactor, cannot run until the caller is done with it (reactions
+  // complete before OnDone, and OnDone takes the registry's lock to remove the stream).
   void Close(const absl::Status& status) override {
     absl::MutexLock lock(&mu_);
     if (finished_) return;

@@ -25,9 +25,8 @@ int main(int argc, char** argv) {
     std::cerr << "tether-agent: " << st.message() << "\n";
     return 2;
   }
-  common::InitLogging("tether-agent",
-                      config.log_format == "json" ? common::LogFormat::kJson
-                                                  : common::LogFormat::kText,
+  // --log-format is checked by the flag parser, so only "text" or "json" arrive here.
+  common::InitLogging("tether-agent", common::ParseLogFormat(config.log_format).value_or(common::LogFormat::kText),
                       config.log_level);
 
   // A database that does not answer must not hang a connect for ever (libpq's default).

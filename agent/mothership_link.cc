@@ -92,8 +92,8 @@ absl::StatusOr<Identity> MothershipLink::Register(const absl::Notification* stop
       return id;
     }
     if (IsPermanent(status.error_code())) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          absl::StrCat("registration refused: ", status.error_message()));
+      const absl::Status refused = common::FromGrpcStatus(status);
+      return absl::Status(refused.code(), absl::StrCat("registration refused: ", refused.message()));
     }
     const absl::Duration delay = backoff.Next();
     spdlog::warn("cannot register yet retry_in={} reason=\"{}\"", absl::FormatDuration(delay),

@@ -45,8 +45,6 @@ class LocalPostgres {
   // libpq URL for `dbname` over loopback TCP.
   std::string ConnectionUrl(const std::string& dbname) const;
   int port() const { return port_; }
-  const std::string& data_dir() const { return data_dir_; }
-  const std::string& bin_dir() const { return options_.bin_dir; }
 
  private:
   absl::StatusOr<ProcessResult> RunTool(const std::string& tool,

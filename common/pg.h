@@ -71,8 +71,6 @@ class PgPool {
     }
   }
 
-  const std::string& url() const { return url_; }
-
  private:
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire();
   void Release(std::unique_ptr<pqxx::connection> conn);

@@ -24,9 +24,8 @@ int main(int argc, char** argv) {
     std::cerr << "tether-mothership: " << st.message() << "\n";
     return 2;
   }
-  common::InitLogging("tether-mothership",
-                      config.log_format == "json" ? common::LogFormat::kJson
-                                                  : common::LogFormat::kText,
+  // --log-format is checked by the flag parser, so only "text" or "json" arrive here.
+  common::InitLogging("tether-mothership", common::ParseLogFormat(config.log_format).value_or(common::LogFormat::kText),
                       config.log_level);
 
   // Signals are taken by a dedicated thread with sigwait, so no handler runs in random threads.

@@ -91,7 +91,10 @@ absl::StatusOr<Identity> MothershipLink::Register(const absl::Notification* stop
                    id.cluster, id.incarnation);
       return id;
     }
-    if (IsPermanent(status.error_code())) {
+    // FAILED_PRECONDITION (the name's agent is still connected, or belongs to another cluster)
+    // clears when the old stream ends or an operator acts: keep asking.
+    if (IsPermanent(status.error_code()) &&
+        status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {
       const absl::Status refused = common::FromGrpcStatus(status);
       return absl::Status(refused.code(), absl::StrCat("registration refused: ", refused.message()));
     }

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/secrets.h"
 #include "controlplane/liveness.h"
 #include "controlplane/token_store.h"
@@ -79,65 +80,84 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
   }
   const absl::Time now = clock_->Now();
   const std::string credential = common::NewSecret(kAgentCredentialPrefix);
-  bool reregistered = false;
+  const std::string registration_hash =
+      request.registration_id.empty() ? "" : common::HashSecret(request.registration_id);
+  enum class Kind { kNew, kRetry, kReregistered } kind = Kind::kNew;
   auto registration = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<Registration> {
     pqxx::work tx(c);
     auto token = TokenStore::LockBootstrap(tx, request.bootstrap_token, now);
     if (!token.ok()) return token.status();
+    // Checks every registration passes, a retry included.
     if (!request.cluster.empty() && request.cluster != token->cluster()) {
       return absl::PermissionDeniedError(absl::StrCat("bootstrap token ", token->id(),
                                                       " is for cluster \"", token->cluster(),
                                                       "\", not \"", request.cluster, "\""));
     }
+    if (token->state() == v1::TOKEN_STATE_REVOKED || token->state() == v1::TOKEN_STATE_EXPIRED) {
+      return absl::PermissionDeniedError(TokenStore::Describe(*token));
+    }
+    if (!TokenStore::AllowsName(*token, request.name)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("bootstrap token ", token->id(), " is only for agents named ",
+                       absl::StrJoin(token->names(), " or ")));
+    }
     Registration out;
     out.credential = credential;
     out.cluster = token->cluster();
     auto existing = tx.exec_params(
-        "SELECT id::text, cluster, incarnation, last_registration_id FROM agents "
-        "WHERE name = $1 FOR UPDATE",
+        "SELECT id::text, cluster, incarnation, registration_id_hash, registration_token_id "
+        "FROM agents WHERE name = $1 FOR UPDATE",
         request.name);
-    const bool retry = !existing.empty() && !request.registration_id.empty() &&
-                       existing[0][3].as<std::string>() == request.registration_id;
-    if (retry) {
-      // This registration already happened and used the token; its answer was lost.
-      if (token->state() == v1::TOKEN_STATE_REVOKED) {
-        return absl::PermissionDeniedError(TokenStore::Describe(*token));
-      }
+    if (!existing.empty() && existing[0][1].as<std::string>() != token->cluster()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "agent \"", request.name, "\" belongs to cluster \"", existing[0][1].as<std::string>(),
+          "\"; delete it first to move it"));
+    }
+    // A retry of the registration that made the current incarnation (its answer was lost): the
+    // same id, with the same token, before the agent ever connected. Its use is counted already.
+    if (!existing.empty() && !registration_hash.empty() &&
+        existing[0][3].as<std::string>() == registration_hash &&
+        existing[0][4].as<std::string>() == token->id()) {
       tx.exec_params("UPDATE agents SET credential_hash = $2 WHERE name = $1", request.name,
                      common::HashSecret(credential));
       out.agent_id = existing[0][0].as<std::string>();
       out.incarnation = existing[0][2].as<int64_t>();
+      kind = Kind::kRetry;
+      EventLog::Append(tx, out.cluster, request.name, "agent.registration_retried",
+                       absl::StrCat("registration retried with token ", token->id(),
+                                    "; credential re-issued for incarnation ", out.incarnation));
       tx.commit();
-      spdlog::info("registration retried name={} incarnation={}", request.name, out.incarnation);
       return out;
+    }
+    if (!existing.empty() && streams_->IsConnected(existing[0][0].as<std::string>())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "agent \"", request.name, "\" is connected (incarnation ", existing[0][2].as<int64_t>(),
+          "); to replace it, stop it or run `tetherctl delete agent ", request.name, "`"));
     }
     if (auto st = TokenStore::UseBootstrap(tx, *token); !st.ok()) return st;
     if (!existing.empty()) {
-      if (existing[0][1].as<std::string>() != token->cluster()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "agent \"", request.name, "\" belongs to cluster \"", existing[0][1].as<std::string>(),
-            "\"; delete it first to move it"));
-      }
       auto row = tx.exec_params1(
           "UPDATE agents SET incarnation = incarnation + 1, credential_hash = $2, mode = $3, "
-          "version = $4, last_seen_at = NULL, lost_reported = false, last_registration_id = $5 "
+          "version = $4, last_seen_at = NULL, lost_reported = false, "
+          "registration_id_hash = $5, registration_token_id = $6 "
           "WHERE name = $1 RETURNING id::text, incarnation",
           request.name, common::HashSecret(credential), ModeName(request.mode), request.version,
-          request.registration_id);
+          registration_hash, token->id());
       out.agent_id = row[0].as<std::string>();
       out.incarnation = row[1].as<int64_t>();
-      reregistered = true;
+      kind = Kind::kReregistered;
       EventLog::Append(tx, out.cluster, request.name, "agent.reregistered",
                        absl::StrCat("re-registered with token ", token->id(), ", incarnation ",
                                     out.incarnation));
     } else {
       auto row = tx.exec_params1(
           "INSERT INTO agents (id, name, cluster, mode, version, credential_hash, registered_at, "
-          "last_registration_id) "
-          "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::timestamptz, $7) "
+          "registration_id_hash, registration_token_id) "
+          "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::timestamptz, $7, $8) "
           "RETURNING id::text, incarnation",
           request.name, token->cluster(), ModeName(request.mode), request.version,
-          common::HashSecret(credential), common::PgTimestamp(now), request.registration_id);
+          common::HashSecret(credential), common::PgTimestamp(now), registration_hash,
+          token->id());
       out.agent_id = row[0].as<std::string>();
       out.incarnation = row[1].as<int64_t>();
       EventLog::Append(tx, out.cluster, request.name, "agent.registered",
@@ -148,13 +168,14 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
   });
   if (!registration.ok()) return registration.status();
   events_->Notify();
-  if (reregistered) {
+  if (kind == Kind::kReregistered) {
     streams_->Supersede(registration->agent_id, registration->incarnation,
                         absl::UnauthenticatedError(absl::StrCat(
                             "agent re-registered as incarnation ", registration->incarnation)));
   }
-  spdlog::info("agent registered name={} id={} cluster={} incarnation={}", request.name,
-               registration->agent_id, registration->cluster, registration->incarnation);
+  spdlog::info("agent registered name={} id={} cluster={} incarnation={}{}", request.name,
+               registration->agent_id, registration->cluster, registration->incarnation,
+               kind == Kind::kRetry ? " (retry)" : "");
   return registration;
 }
 
@@ -163,15 +184,22 @@ absl::StatusOr<AgentIdentity> AgentRegistry::Authenticate(const std::string& age
   const absl::Status denied = absl::UnauthenticatedError("agent credential is not valid");
   if (!LooksLikeUuid(agent_id) || credential.empty()) return denied;
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<AgentIdentity> {
-    pqxx::read_transaction tx(c);
+    pqxx::work tx(c);
     auto rows = tx.exec_params(
-        "SELECT id::text, name, cluster, incarnation, credential_hash FROM agents "
-        "WHERE id = $1::uuid",
+        "SELECT id::text, name, cluster, incarnation, credential_hash, registration_id_hash <> '' "
+        "FROM agents WHERE id = $1::uuid",
         agent_id);
     if (rows.empty() ||
         !common::ConstantTimeEquals(rows[0][4].as<std::string>(), common::HashSecret(credential))) {
       return denied;
     }
+    if (rows[0][5].as<bool>()) {
+      // The agent holds the credential its registration gave: no retry of it is needed any more.
+      tx.exec_params(
+          "UPDATE agents SET registration_id_hash = '' WHERE id = $1::uuid AND incarnation = $2",
+          agent_id, rows[0][3].as<int64_t>());
+    }
+    tx.commit();
     return AgentIdentity{rows[0][0].as<std::string>(), rows[0][1].as<std::string>(),
                          rows[0][2].as<std::string>(), rows[0][3].as<int64_t>()};
   });

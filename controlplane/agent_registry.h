@@ -51,10 +51,13 @@ class AgentRegistry {
 
   // Registers a new agent or re-registers one under the same name: keeps its id, bumps its
   // incarnation, rotates its credential and closes its old stream. A retry of the registration
-  // that made the current incarnation (same registration_id) only re-issues the credential.
-  // Writes nothing unless it succeeds. kInvalidArgument for a bad name or cluster; kUnauthenticated /
-  // kPermissionDenied for a bootstrap token that is unknown, or expired, revoked, used up or
-  // for another cluster.
+  // that made the current incarnation (same registration_id, same token, the agent not yet
+  // connected) only re-issues the credential; it is checked like a first registration except
+  // that it does not count a second use of the token. Every outcome that writes is an event;
+  // a refusal writes nothing. kInvalidArgument for a bad name or cluster; kUnauthenticated /
+  // kPermissionDenied for a bootstrap token that is unknown, or expired, revoked, used up, for
+  // another cluster or for other names; kFailedPrecondition when the name belongs to another
+  // cluster or its agent is connected right now (no takeover by name).
   absl::StatusOr<Registration> Register(const RegistrationRequest& request);
 
   // kUnauthenticated unless `credential` is the current credential of agent `agent_id`.

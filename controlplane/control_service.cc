@@ -24,8 +24,9 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
     const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) +
                                absl::Nanoseconds(request->ttl().nanos());
+    const std::vector<std::string> names(request->names().begin(), request->names().end());
     auto created = backend_->tokens->CreateBootstrap(request->cluster(), ttl, request->uses(),
-                                                     request->description());
+                                                     request->description(), names);
     if (!created.ok()) return ToGrpcStatus(created.status());
     *response->mutable_token() = created->token;
     response->set_secret(created->secret);

@@ -1,9 +1,15 @@
 // TokenStore over bootstrap_tokens and operator_tokens.
 #include "controlplane/token_store.h"
 
+#include <fnmatch.h>
 #include <google/protobuf/util/time_util.h>
 
+#include <regex>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/secrets.h"
 
 namespace tether::controlplane {
@@ -14,7 +20,16 @@ using google::protobuf::util::TimeUtil;
 std::string TokenColumns() {
   return absl::StrCat("id, cluster, description, ", common::EpochMicrosSql("created_at"), ", ",
                       common::EpochMicrosSql("expires_at"), ", uses_allowed, uses, ",
-                      common::EpochMicrosSql("revoked_at"));
+                      common::EpochMicrosSql("revoked_at"), ", array_to_string(names, ',')");
+}
+
+// A name pattern: what an agent name may hold, plus the glob wildcards * and ?.
+absl::Status ValidateNamePattern(const std::string& pattern) {
+  static const std::regex kPattern(R"(^[a-z0-9.*?-]{1,63}$)");
+  if (std::regex_match(pattern, kPattern)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid name pattern \"", absl::CEscape(pattern.substr(0, 64)),
+      "\": use 1 to 63 of a-z, 0-9, '-', '.' and the wildcards * and ?"));
 }
 
 v1::TokenState StateOf(const v1::BootstrapToken& t, absl::Time now) {
@@ -37,6 +52,9 @@ v1::BootstrapToken TokenFromRow(const pqxx::row& r, absl::Time now) {
   t.set_uses_allowed(r[5].as<int>());
   t.set_uses(r[6].as<int>());
   if (!r[7].is_null()) *t.mutable_revoked_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
+  for (absl::string_view p : absl::StrSplit(r[8].as<std::string>(), ',', absl::SkipEmpty())) {
+    t.add_names(std::string(p));
+  }
   t.set_state(StateOf(t, now));
   return t;
 }
@@ -62,10 +80,22 @@ std::string TokenStore::Describe(const v1::BootstrapToken& t) {
 TokenStore::TokenStore(common::PgPool* pool, EventLog* events, common::Clock* clock)
     : pool_(pool), events_(events), clock_(clock) {}
 
+bool TokenStore::AllowsName(const v1::BootstrapToken& token, const std::string& name) {
+  if (token.names().empty()) return true;
+  for (const std::string& pattern : token.names()) {
+    if (::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<CreatedToken> TokenStore::CreateBootstrap(const std::string& cluster,
                                                          absl::Duration ttl, int uses,
-                                                         const std::string& description) {
+                                                         const std::string& description,
+                                                         const std::vector<std::string>& names) {
   if (auto st = common::ValidateIdentifier("cluster", cluster); !st.ok()) return st;
+  for (const std::string& pattern : names) {
+    if (auto st = ValidateNamePattern(pattern); !st.ok()) return st;
+  }
   if (ttl < absl::ZeroDuration()) return absl::InvalidArgumentError("ttl must not be negative");
   if (uses < 0) return absl::InvalidArgumentError("uses must not be negative");
   const std::string id = common::RandomHex(6);
@@ -78,15 +108,17 @@ absl::StatusOr<CreatedToken> TokenStore::CreateBootstrap(const std::string& clus
     if (ttl > absl::ZeroDuration()) expires = common::PgTimestamp(now + ttl);
     auto row = tx.exec_params1(
         absl::StrCat("INSERT INTO bootstrap_tokens (id, secret_hash, cluster, description, "
-                     "created_at, expires_at, uses_allowed) "
-                     "VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7) RETURNING ",
+                     "created_at, expires_at, uses_allowed, names) "
+                     "VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7, $8::text[]) "
+                     "RETURNING ",
                      TokenColumns()),
         id, common::HashSecret(secret), cluster, description, common::PgTimestamp(now), expires,
-        uses);
+        uses, absl::StrCat("{", absl::StrJoin(names, ","), "}"));
     EventLog::Append(tx, cluster, "", "token.created",
                      absl::StrCat("bootstrap token ", id, " created",
                                   expires ? absl::StrCat(", expires ", *expires) : "",
-                                  uses > 0 ? absl::StrCat(", ", uses, " uses") : ""));
+                                  uses > 0 ? absl::StrCat(", ", uses, " uses") : "",
+                                  names.empty() ? "" : absl::StrCat(", for names ", absl::StrJoin(names, " "))));
     CreatedToken out{TokenFromRow(row, now), secret};
     tx.commit();
     return out;

@@ -31,10 +31,12 @@ class TokenStore {
  public:
   TokenStore(common::PgPool* pool, EventLog* events, common::Clock* clock);
 
-  // kInvalidArgument for a bad cluster name, a negative ttl or uses. ttl zero: never expires;
-  // uses zero: unlimited. Creates the cluster if it is new.
+  // kInvalidArgument for a bad cluster name, name pattern, a negative ttl or uses. ttl zero:
+  // never expires; uses zero: unlimited; names empty: any agent name. Creates the cluster if it
+  // is new.
   absl::StatusOr<CreatedToken> CreateBootstrap(const std::string& cluster, absl::Duration ttl,
-                                               int uses, const std::string& description);
+                                               int uses, const std::string& description,
+                                               const std::vector<std::string>& names = {});
   absl::StatusOr<std::vector<v1::BootstrapToken>> ListBootstrap();
   // kNotFound for an unknown id; revoking twice keeps the first revocation time.
   absl::StatusOr<v1::BootstrapToken> RevokeBootstrap(const std::string& id);
@@ -47,6 +49,8 @@ class TokenStore {
   // Counts one use of a token LockBootstrap returned. kPermissionDenied (saying why) when it
   // expired, was revoked or is used up.
   static absl::Status UseBootstrap(pqxx::transaction_base& tx, const v1::BootstrapToken& token);
+  // Whether the token may register an agent of this name (its glob patterns, if any).
+  static bool AllowsName(const v1::BootstrapToken& token, const std::string& name);
   // The one-line reason a token that is not active cannot be used.
   static std::string Describe(const v1::BootstrapToken& token);
 

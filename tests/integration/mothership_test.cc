@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <pqxx/pqxx>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -132,20 +133,57 @@ class MothershipTest : public ::testing::Test {
     return kinds;
   }
 
-  // A refused registration must leave no trace: no agent, no event, no use of the token.
-  void ExpectRefusedWithoutWriting(const std::string& token, const std::string& cluster,
+  // A refused registration must leave no trace: no agent, no event, no use of the token, no
+  // change to any agent's credential or incarnation; and its error is one line.
+  void ExpectRefusedWithoutWriting(const std::function<grpc::Status()>& call,
                                    grpc::StatusCode code, const std::string& message_part) {
     const int64_t agents = Count("SELECT count(*) FROM agents");
     const int64_t events = Count("SELECT count(*) FROM events");
     const int64_t uses = Count("SELECT coalesce(sum(uses), 0) FROM bootstrap_tokens");
-    v1::RegisterResponse resp;
-    grpc::Status st = Register(token, "refused-agent", &resp, cluster);
+    const int64_t incarnations = Count("SELECT coalesce(sum(incarnation), 0) FROM agents");
+    const int64_t credentials =
+        Count("SELECT coalesce(sum(hashtext(credential_hash)::bigint), 0) FROM agents");
+    grpc::Status st = call();
     EXPECT_EQ(st.error_code(), code) << st.error_message();
     EXPECT_NE(st.error_message().find(message_part), std::string::npos) << st.error_message();
     EXPECT_EQ(st.error_message().find('\n'), std::string::npos);
     EXPECT_EQ(Count("SELECT count(*) FROM agents"), agents);
     EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
     EXPECT_EQ(Count("SELECT coalesce(sum(uses), 0) FROM bootstrap_tokens"), uses);
+    EXPECT_EQ(Count("SELECT coalesce(sum(incarnation), 0) FROM agents"), incarnations);
+    EXPECT_EQ(Count("SELECT coalesce(sum(hashtext(credential_hash)::bigint), 0) FROM agents"),
+              credentials);
+  }
+  void ExpectRefusedWithoutWriting(const std::string& token, const std::string& cluster,
+                                   grpc::StatusCode code, const std::string& message_part) {
+    ExpectRefusedWithoutWriting(
+        [&] {
+          v1::RegisterResponse resp;
+          return Register(token, "refused-agent", &resp, cluster);
+        },
+        code, message_part);
+  }
+
+  // True when the stream still answers: a repeated Hello gets a Welcome.
+  bool StreamAnswers(RawStream& raw, const v1::RegisterResponse& agent) {
+    v1::AgentMessage hello;
+    hello.mutable_hello()->set_agent_id(agent.agent_id());
+    hello.mutable_hello()->set_incarnation(agent.incarnation());
+    if (!raw.stream->Write(hello)) return false;
+    v1::MothershipMessage msg;
+    while (raw.stream->Read(&msg)) {
+      if (msg.has_welcome()) return true;
+    }
+    return false;
+  }
+
+  // Opens a stream with the agent's credential and waits for the Welcome.
+  RawStream Connected(const v1::RegisterResponse& agent) {
+    RawStream raw = OpenStream(agent, agent.incarnation());
+    v1::MothershipMessage msg;
+    EXPECT_TRUE(raw.stream->Read(&msg));
+    EXPECT_TRUE(msg.has_welcome());
+    return raw;
   }
 
   testing::TempDir dir_;
@@ -210,30 +248,128 @@ TEST_F(MothershipTest, ARetriedRegistrationIsNotCountedTwice) {
   EXPECT_EQ(retry.incarnation(), 1);
   EXPECT_NE(retry.credential(), first.credential());
   EXPECT_EQ(Count("SELECT uses FROM bootstrap_tokens"), 1);
-  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind LIKE 'agent.%'"), 1);
+  // One registration, and the retry is recorded as such.
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind = 'agent.registered'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind = 'agent.registration_retried'"), 1);
   // A new registration (another id) is a new incarnation and needs a use the token lacks.
   v1::RegisterResponse again;
   EXPECT_EQ(Register(token.secret(), "web-1", &again, "", "reg-2").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 }
 
-TEST_F(MothershipTest, ReRegistrationClosesTheOpenStreamOfTheOldIncarnation) {
+TEST_F(MothershipTest, ANameWhoseAgentIsConnectedCannotBeTakenOver) {
   auto token = CreateToken("shop");
   v1::RegisterResponse first;
   ASSERT_TRUE(Register(token.secret(), "web-1", &first).ok());
-  RawStream raw = OpenStream(first, first.incarnation());
-  auto& stream = raw.stream;
-  v1::MothershipMessage msg;
-  ASSERT_TRUE(stream->Read(&msg));
-  ASSERT_TRUE(msg.has_welcome());
-  EXPECT_EQ(msg.welcome().incarnation(), 1);
+  RawStream raw = Connected(first);
 
+  // Anyone else holding a token of the cluster: refused, nothing written, the stream stays.
+  ExpectRefusedWithoutWriting(
+      [&] {
+        v1::RegisterResponse resp;
+        return Register(token.secret(), "web-1", &resp, "", "intruder-registration");
+      },
+      grpc::StatusCode::FAILED_PRECONDITION, "tetherctl delete agent web-1");
+  EXPECT_TRUE(StreamAnswers(raw, first));
+
+  // Once the real agent's stream is gone (its container was recreated), the name registers at
+  // once as the next incarnation, and that is an event.
+  raw.context->TryCancel();
+  v1::MothershipMessage msg;
+  while (raw.stream->Read(&msg)) {
+  }
+  (void)raw.stream->Finish();
   v1::RegisterResponse second;
-  ASSERT_TRUE(Register(token.secret(), "web-1", &second).ok());
-  EXPECT_FALSE(stream->Read(&msg));
-  grpc::Status ended = stream->Finish();
-  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_NE(ended.error_message().find("incarnation 2"), std::string::npos) << ended.error_message();
+  ASSERT_TRUE(PollUntil([&] { return Register(token.secret(), "web-1", &second).ok(); }));
+  EXPECT_EQ(second.agent_id(), first.agent_id());
+  EXPECT_EQ(second.incarnation(), 2);
+  auto kinds = EventKinds();
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.reregistered"), 1);
+}
+
+TEST_F(MothershipTest, ARetryIsCheckedLikeAFirstRegistration) {
+  auto shop = CreateToken("shop", absl::Hours(1));
+  auto billing = CreateToken("billing");
+  v1::RegisterResponse first;
+  ASSERT_TRUE(Register(shop.secret(), "web-1", &first, "", "reg-1").ok());
+
+  // The same registration id with another cluster's token is no retry of it.
+  ExpectRefusedWithoutWriting(
+      [&] {
+        v1::RegisterResponse resp;
+        return Register(billing.secret(), "web-1", &resp, "", "reg-1");
+      },
+      grpc::StatusCode::FAILED_PRECONDITION, "belongs to cluster \"shop\"");
+  // Nor with a token that is used up.
+  auto spent = CreateToken("shop", {}, 1);
+  v1::RegisterResponse other;
+  ASSERT_TRUE(Register(spent.secret(), "web-2", &other).ok());
+  ExpectRefusedWithoutWriting(
+      [&] {
+        v1::RegisterResponse resp;
+        return Register(spent.secret(), "web-1", &resp, "", "reg-1");
+      },
+      grpc::StatusCode::PERMISSION_DENIED, "used up");
+  // Its own token, once expired, no longer re-issues the credential.
+  clock_.Advance(absl::Hours(2));
+  ExpectRefusedWithoutWriting(
+      [&] {
+        v1::RegisterResponse resp;
+        return Register(shop.secret(), "web-1", &resp, "", "reg-1");
+      },
+      grpc::StatusCode::PERMISSION_DENIED, "expired");
+  // The real agent's credential still works.
+  RawStream raw = Connected(first);
+  EXPECT_TRUE(StreamAnswers(raw, first));
+}
+
+TEST_F(MothershipTest, TheRegistrationIdIsStoredHashedAndForgottenOnceConnected) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse first, retry;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &first, "", "reg-secret-1").ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM agents WHERE registration_id_hash = 'reg-secret-1'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM agents WHERE registration_id_hash <> ''"), 1);
+  ASSERT_TRUE(Register(token.secret(), "web-1", &retry, "", "reg-secret-1").ok());
+  EXPECT_EQ(retry.incarnation(), 1);
+  auto kinds = EventKinds();
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.registration_retried"), 1);
+
+  RawStream raw = Connected(retry);
+  EXPECT_EQ(Count("SELECT count(*) FROM agents WHERE registration_id_hash <> ''"), 0);
+  // With the id forgotten, the same id is an ordinary re-registration: refused while connected.
+  ExpectRefusedWithoutWriting(
+      [&] {
+        v1::RegisterResponse resp;
+        return Register(token.secret(), "web-1", &resp, "", "reg-secret-1");
+      },
+      grpc::StatusCode::FAILED_PRECONDITION, "is connected");
+}
+
+TEST_F(MothershipTest, ATokenScopedToNamesRegistersOnlyThose) {
+  v1::CreateBootstrapTokenRequest req;
+  req.set_cluster("shop");
+  req.add_names("web-*");
+  v1::CreateBootstrapTokenResponse token;
+  {
+    auto ctx = Operator();
+    ASSERT_TRUE(control_->CreateBootstrapToken(ctx.get(), req, &token).ok());
+  }
+  ASSERT_EQ(token.token().names_size(), 1);
+  ExpectRefusedWithoutWriting(
+      [&] {
+        v1::RegisterResponse resp;
+        return Register(token.secret(), "db-1", &resp);
+      },
+      grpc::StatusCode::PERMISSION_DENIED, "only for agents named web-*");
+  v1::RegisterResponse web;
+  ASSERT_TRUE(Register(token.secret(), "web-7", &web).ok());
+
+  // A pattern that is not a name pattern is refused when the token is made.
+  req.clear_names();
+  req.add_names("web-[a]");
+  auto ctx = Operator();
+  EXPECT_EQ(control_->CreateBootstrapToken(ctx.get(), req, &token).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(MothershipTest, HelloMustMatchTheCredentialsIncarnation) {

@@ -132,6 +132,12 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   tokens_create->add_option("--uses", uses, "how many registrations it allows; 0: unlimited")
       ->capture_default_str();
   tokens_create->add_option("--description", description, "a note for `tokens list`");
+  std::vector<std::string> name_patterns;
+  tokens_create
+      ->add_option("--names", name_patterns,
+                   "only agents whose names match these glob patterns may register ('web-*'); "
+                   "repeat or separate with commas")
+      ->delimiter(',');
   tokens_create->callback([&] {
     absl::Duration ttl;
     if (!absl::ParseDuration(ttl_text, &ttl)) {
@@ -143,6 +149,7 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       *req.mutable_ttl() = TimeUtil::SecondsToDuration(absl::ToInt64Seconds(ttl));
       req.set_uses(uses);
       req.set_description(description);
+      for (const auto& p : name_patterns) req.add_names(p);
       v1::CreateBootstrapTokenResponse resp;
       auto ctx = s.Context();
       grpc::Status st = s.stub->CreateBootstrapToken(ctx.get(), req, &resp);
@@ -166,10 +173,11 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
         PrintStructured(resp, s.config.output, *s.out);
         return st;
       }
-      Table table{{"ID", "CLUSTER", "STATE", "USES LEFT", "EXPIRES", "CREATED", "DESCRIPTION"}, {}};
+      Table table{{"ID", "CLUSTER", "STATE", "USES LEFT", "EXPIRES", "NAMES", "CREATED", "DESCRIPTION"}, {}};
       for (const auto& t : resp.tokens()) {
         table.rows.push_back({t.id(), t.cluster(), EnumName(v1::TokenState_Name(t.state()), "TOKEN_STATE_"),
                               TokenRemaining(t), t.has_expires_at() ? FormatTime(t.expires_at()) : "never",
+                              t.names().empty() ? "any" : absl::StrJoin(t.names(), ","),
                               FormatTime(t.created_at()), t.description()});
       }
       PrintTable(table, *s.out);

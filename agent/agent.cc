@@ -6,10 +6,10 @@
 #include "common/logging.h"
 
 #include "absl/strings/str_cat.h"
-#include "agent/local_provisioner.h"
-#include "agent/lxd_provisioner.h"
+#include "agent/provision/local_provisioner.h"
+#include "agent/provision/lxd/lxd_provisioner.h"
 #include "common/files.h"
-#include "common/grpc_tls.h"
+#include "common/grpc/tls.h"
 
 namespace tether::agent {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/cli.h"
+#include "common/config/flags.h"
 #include "common/process.h"
 
 namespace tether::agent {

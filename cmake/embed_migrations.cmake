@@ -15,7 +15,7 @@ function(tether_embed_migrations target namespace function dir)
   file(CONFIGURE OUTPUT "${out}" CONTENT
 "// Generated from ${dir} by cmake/embed_migrations.cmake. Do not edit.
 #include <vector>
-#include \"common/migration_source.h\"
+#include \"common/pg/migration_source.h\"
 namespace ${namespace} {
 std::vector<tether::common::MigrationFile> ${function}() {
   return {

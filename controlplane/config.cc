@@ -4,7 +4,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "common/cli.h"
+#include "common/config/flags.h"
 #include "common/logging.h"
 #include "common/process.h"
 

@@ -13,7 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/backoff.h"
 #include "common/files.h"
-#include "common/grpc_tls.h"
+#include "common/grpc/tls.h"
 #include "common/secrets.h"
 #include "controlplane/schema.h"
 

@@ -14,12 +14,12 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
-#include "common/local_postgres.h"
-#include "common/pg.h"
+#include "common/pg/local_postgres.h"
+#include "common/pg/pool.h"
 #include "common/process.h"
 #include "common/random.h"
 #include "controlplane/config.h"
-#include "controlplane/services.h"
+#include "controlplane/api/services.h"
 
 namespace tether::controlplane {
 

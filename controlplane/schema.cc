@@ -5,7 +5,7 @@
 
 #include "common/logging.h"
 
-#include "common/migrator.h"
+#include "common/pg/migrator.h"
 
 namespace tether::controlplane {
 

@@ -5,7 +5,7 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
-#include "common/migration_source.h"
+#include "common/pg/migration_source.h"
 
 namespace tether::controlplane {
 

@@ -10,7 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
-#include "common/local_postgres.h"
+#include "common/pg/local_postgres.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/mothership_process.h"
 #include "tests/testing/poll.h"

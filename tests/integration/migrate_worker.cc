@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "common/clock.h"
-#include "common/migrator.h"
+#include "common/pg/migrator.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -1,6 +1,6 @@
 // The migrator against a real PostgreSQL: apply, status, drift, failures, dirty state and
 // repair, rollback, concurrent migrators in threads and in processes.
-#include "common/migrator.h"
+#include "common/pg/migrator.h"
 
 #include <gtest/gtest.h>
 

@@ -12,7 +12,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "agent/mothership_link.h"
+#include "agent/link/mothership_link.h"
 #include "common/files.h"
 #include "common/process.h"
 #include "tests/testing/fake_clock.h"

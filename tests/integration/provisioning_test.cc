@@ -1,15 +1,15 @@
 // The provisioning loop against real PostgreSQL servers: the local provisioner from nothing to
 // ready, and an external PostgreSQL that is down at boot and appears later.
-#include "agent/provisioning.h"
+#include "agent/provision/provisioning.h"
 
 #include <gtest/gtest.h>
 
 #include <pqxx/pqxx>
 #include <thread>
 
-#include "agent/local_provisioner.h"
-#include "common/local_postgres.h"
-#include "common/pg.h"
+#include "agent/provision/local_provisioner.h"
+#include "common/pg/local_postgres.h"
+#include "common/pg/pool.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
 

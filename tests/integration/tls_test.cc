@@ -7,9 +7,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "agent/mothership_link.h"
+#include "agent/link/mothership_link.h"
 #include "common/files.h"
-#include "common/grpc_tls.h"
+#include "common/grpc/tls.h"
 #include "controlplane/mothership.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"

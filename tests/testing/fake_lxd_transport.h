@@ -15,7 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/lxd_transport.h"
+#include "agent/provision/lxd/lxd_transport.h"
 
 namespace tether::testing {
 

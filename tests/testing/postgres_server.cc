@@ -9,7 +9,8 @@
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
-#include "common/pg.h"
+#include "common/pg/identifiers.h"
+#include "common/pg/pool.h"
 
 namespace tether::testing {
 namespace {

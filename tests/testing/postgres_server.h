@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "common/local_postgres.h"
+#include "common/pg/local_postgres.h"
 
 namespace tether::testing {
 

@@ -1,5 +1,5 @@
 // The liveness rule, driven by a fake clock.
-#include "controlplane/liveness.h"
+#include "controlplane/agents/liveness.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // LxdClient against a fake LXD at the HTTP level: the requests it sends (exec body, file push
 // headers, wait long-polls) and how it reads LXD's answers and errors.
-#include "agent/lxd_client.h"
+#include "agent/provision/lxd/lxd_client.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // LxdProvisioner against a fake LXD at the HTTP level: what it pushes and runs, where the
 // password goes, and the one-line errors of every way it can fail.
-#include "agent/lxd_provisioner.h"
+#include "agent/provision/lxd/lxd_provisioner.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

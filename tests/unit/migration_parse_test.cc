@@ -1,7 +1,7 @@
 // Parsing migration files: pairing, ordering, markers and naming errors.
 #include <gtest/gtest.h>
 
-#include "common/migrator.h"
+#include "common/pg/migrator.h"
 
 namespace tether::common {
 namespace {

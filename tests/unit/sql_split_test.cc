@@ -1,5 +1,5 @@
 // SplitSqlStatements: boundaries only at top-level semicolons.
-#include "common/sql_split.h"
+#include "common/pg/sql_split.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

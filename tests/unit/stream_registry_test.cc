@@ -1,6 +1,6 @@
 // StreamRegistry: one stream per agent; a newer one closes the older; stale removals are
 // ignored.
-#include "controlplane/stream_registry.h"
+#include "controlplane/agents/stream_registry.h"
 
 #include <gtest/gtest.h>
 

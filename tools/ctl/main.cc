@@ -1,4 +1,4 @@
-// tetherctl: the operator's command line; everything is in tools/ctl/ctl.cc.
+// tetherctl: the operator's command line; the commands are in tools/ctl/commands/, one file per noun.
 #include <iostream>
 
 #include "tools/ctl/ctl.h"

@@ -1,0 +1,214 @@
+// MothershipLink: registration, the stream loop, heartbeats.
+#include "agent/link/mothership_link.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+
+#include <thread>
+
+#include <cstdio>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/secrets.h"
+#include "common/grpc/status.h"
+
+namespace tether::agent {
+namespace {
+
+// A refusal that retrying cannot fix.
+bool IsPermanent(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED ||
+         code == grpc::StatusCode::INVALID_ARGUMENT ||
+         code == grpc::StatusCode::FAILED_PRECONDITION || code == grpc::StatusCode::UNIMPLEMENTED;
+}
+
+}  // namespace
+
+MothershipLink::MothershipLink(LinkOptions options, std::shared_ptr<grpc::Channel> channel,
+                               HealthState* health, common::Clock* clock, common::Random* random)
+    : options_(std::move(options)),
+      stub_(v1::AgentService::NewStub(channel)),
+      health_(health),
+      clock_(clock),
+      random_(random) {}
+
+bool MothershipLink::connected() const {
+  absl::MutexLock lock(&mu_);
+  return connected_;
+}
+
+std::optional<Identity> MothershipLink::identity() const {
+  absl::MutexLock lock(&mu_);
+  return identity_;
+}
+
+void MothershipLink::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (stream_context_ != nullptr) stream_context_->TryCancel();
+}
+
+absl::StatusOr<Identity> MothershipLink::Register(const absl::Notification* stop) {
+  if (options_.bootstrap_token.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no identity in ", options_.data_dir, " and no --bootstrap-token to register with"));
+  }
+  // The registration's id outlives a crash before the answer is stored, so the retry after a
+  // restart is recognised as the same registration.
+  const std::string pending = options_.data_dir + "/registration.pending";
+  std::string registration_id;
+  if (auto saved = common::ReadFile(pending); saved.ok()) {
+    registration_id = std::string(absl::StripAsciiWhitespace(*saved));
+  } else {
+    registration_id = common::RandomHex(16);
+    if (auto st = common::WriteFileAtomically(pending, registration_id + "\n", 0600); !st.ok()) {
+      return st;
+    }
+  }
+  common::Backoff backoff(options_.backoff, random_);
+  v1::RegisterRequest request;
+  request.set_registration_id(registration_id);
+  request.set_bootstrap_token(options_.bootstrap_token);
+  request.set_name(options_.name);
+  request.set_cluster(options_.cluster);
+  request.set_mode(options_.mode);
+  request.set_version(options_.version);
+  for (;;) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+    v1::RegisterResponse response;
+    grpc::Status status = stub_->Register(&context, request, &response);
+    if (status.ok()) {
+      Identity id{response.agent_id(), response.credential(), response.incarnation(),
+                  options_.name, response.cluster()};
+      if (auto st = SaveIdentity(options_.data_dir, id); !st.ok()) return st;
+      std::remove(pending.c_str());
+      spdlog::info("registered name={} id={} cluster={} incarnation={}", id.name, id.agent_id,
+                   id.cluster, id.incarnation);
+      return id;
+    }
+    // FAILED_PRECONDITION (the name's agent is still connected, or belongs to another cluster)
+    // clears when the old stream ends or an operator acts: keep asking.
+    if (IsPermanent(status.error_code()) &&
+        status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {
+      const absl::Status refused = common::FromGrpcStatus(status);
+      return absl::Status(refused.code(), absl::StrCat("registration refused: ", refused.message()));
+    }
+    const absl::Duration delay = backoff.Next();
+    spdlog::warn("cannot register yet retry_in={} reason=\"{}\"", absl::FormatDuration(delay),
+                 status.error_message());
+    if (!clock_->SleepFor(delay, stop)) return absl::CancelledError("stopped");
+  }
+}
+
+absl::Status MothershipLink::Run(const absl::Notification* stop) {
+  std::optional<Identity> id;
+  if (auto loaded = LoadIdentity(options_.data_dir); loaded.ok()) {
+    if (loaded->name == options_.name) {
+      id = *loaded;
+      spdlog::info("identity loaded id={} incarnation={}", id->agent_id, id->incarnation);
+    } else {
+      spdlog::warn("identity in {} is for agent {}, not {}; registering anew", options_.data_dir,
+                   loaded->name, options_.name);
+    }
+  } else if (!absl::IsNotFound(loaded.status())) {
+    spdlog::warn("ignoring unreadable identity reason=\"{}\"", loaded.status().message());
+  }
+  common::Backoff backoff(options_.backoff, random_);
+  while (!stop->HasBeenNotified()) {
+    if (!id.has_value()) {
+      auto registered = Register(stop);
+      if (absl::IsCancelled(registered.status())) return absl::OkStatus();
+      if (!registered.ok()) return registered.status();
+      id = *registered;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      identity_ = id;
+    }
+    if (options_.on_identity) options_.on_identity(*id);
+    grpc::Status ended = RunStream(*id, &backoff);
+    if (stop->HasBeenNotified()) break;
+    if (ended.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      // Our credential was rotated (someone re-registered under our name) or we were deleted.
+      spdlog::warn("mothership refused our credential reason=\"{}\"; registering again",
+                   ended.error_message());
+      id.reset();
+    }
+    const absl::Duration delay = backoff.Next();
+    spdlog::warn("stream ended code={} reason=\"{}\" reconnect_in={}",
+                 static_cast<int>(ended.error_code()), ended.error_message(),
+                 absl::FormatDuration(delay));
+    if (!clock_->SleepFor(delay, stop)) break;
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status MothershipLink::RunStream(const Identity& identity, common::Backoff* backoff) {
+  grpc::ClientContext context;
+  // Wait for the channel to connect instead of failing fast: gRPC's own reconnect backoff
+  // (capped at --reconnect-max, jittered) then paces attempts while the mothership is away, and
+  // the stream opens as soon as it is back.
+  context.set_wait_for_ready(true);
+  context.AddMetadata("authorization", "Bearer " + identity.credential);
+  context.AddMetadata("x-tether-agent-id", identity.agent_id);
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stopped");
+    stream_context_ = &context;
+  }
+  auto stream = stub_->Connect(&context);
+  absl::Mutex write_mu;
+  auto write = [&](const v1::AgentMessage& msg) {
+    absl::MutexLock lock(&write_mu);
+    return stream->Write(msg);
+  };
+
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(identity.agent_id);
+  hello.mutable_hello()->set_incarnation(identity.incarnation);
+  hello.mutable_hello()->set_version(options_.version);
+  *hello.mutable_hello()->mutable_status() = health_->Get();
+  absl::Notification stream_done;
+  std::thread heartbeats;
+  if (write(hello)) {
+    heartbeats = std::thread([&] {
+      while (clock_->SleepFor(options_.heartbeat_interval, &stream_done)) {
+        v1::AgentMessage msg;
+        *msg.mutable_heartbeat()->mutable_health() = health_->Get();
+        *msg.mutable_heartbeat()->mutable_sent_at() =
+            google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+                absl::ToUnixMicros(clock_->Now()));
+        if (!write(msg)) return;
+      }
+    });
+    v1::MothershipMessage in;
+    while (stream->Read(&in)) {
+      switch (in.kind_case()) {
+        case v1::MothershipMessage::kWelcome: {
+          absl::MutexLock lock(&mu_);
+          connected_ = true;
+          backoff->Reset();
+          spdlog::info("connected to mothership id={} incarnation={}", in.welcome().agent_id(),
+                       in.welcome().incarnation());
+          break;
+        }
+        default:
+          break;  // desired state and commands arrive in later protocol versions
+      }
+    }
+  }
+  stream_done.Notify();
+  if (heartbeats.joinable()) heartbeats.join();
+  grpc::Status status = stream->Finish();
+  absl::MutexLock lock(&mu_);
+  stream_context_ = nullptr;
+  connected_ = false;
+  return status;
+}
+
+}  // namespace tether::agent

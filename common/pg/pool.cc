@@ -1,0 +1,117 @@
+// Connections, the pool, URLs.
+#include "common/pg/pool.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tether::common {
+
+std::string PgTimestamp(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
+
+std::string EpochMicrosSql(absl::string_view column) {
+  return absl::StrCat("(extract(epoch FROM ", column, ") * 1000000)::bigint");
+}
+
+namespace {
+
+bool IsUri(const std::string& url) {
+  return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+}
+
+// A query parameter value of a URI, percent-encoded.
+std::string UriEncoded(const std::string& value) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string WithParameter(const std::string& url, const std::string& key, const std::string& value) {
+  if (IsUri(url)) {
+    return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&", key, "=",
+                        UriEncoded(value));
+  }
+  return absl::StrCat(url, url.empty() ? "" : " ", key, "='", value, "'");
+}
+
+}  // namespace
+
+std::string WithDatabase(const std::string& url, const std::string& dbname) {
+  return WithParameter(url, "dbname", dbname);  // a later dbname wins over the URI's path
+}
+
+std::string WithOptions(const std::string& url, const std::string& options) {
+  return WithParameter(url, "options", options);
+}
+
+absl::StatusOr<std::unique_ptr<pqxx::connection>> Connect(const std::string& url) {
+  try {
+    return std::make_unique<pqxx::connection>(url);
+  } catch (const std::exception& e) {
+    return StatusFromException(e);
+  }
+}
+
+absl::StatusOr<PingResult> Ping(const std::string& url) {
+  auto conn = Connect(url);
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::nontransaction tx(**conn);
+    const absl::Time start = absl::Now();
+    tx.exec1("SELECT 1");
+    const absl::Duration latency = absl::Now() - start;
+    std::string version = tx.exec1("SHOW server_version")[0].as<std::string>();
+    // "15.18 (Debian 15.18-0+deb12u1)" → "15.18"
+    version = version.substr(0, version.find(' '));
+    return PingResult{latency, version};
+  } catch (const std::exception& e) {
+    return StatusFromException(e);
+  }
+}
+
+PgPool::PgPool(std::string url, int max_connections)
+    : url_(std::move(url)), max_connections_(max_connections) {}
+
+absl::StatusOr<std::unique_ptr<pqxx::connection>> PgPool::Acquire() {
+  {
+    absl::MutexLock lock(&mu_);
+    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || open_ < max_connections_;
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&available), absl::Seconds(30))) {
+      return absl::UnavailableError("database connection pool exhausted for 30s");
+    }
+    if (!idle_.empty()) {
+      auto conn = std::move(idle_.front());
+      idle_.pop_front();
+      return conn;
+    }
+    ++open_;
+  }
+  auto conn = Connect(url_);
+  if (!conn.ok()) {
+    absl::MutexLock lock(&mu_);
+    --open_;
+  }
+  return conn;
+}
+
+void PgPool::Release(std::unique_ptr<pqxx::connection> conn) {
+  absl::MutexLock lock(&mu_);
+  if (conn != nullptr && conn->is_open()) {
+    idle_.push_back(std::move(conn));
+  } else {
+    --open_;
+  }
+}
+
+}  // namespace tether::common

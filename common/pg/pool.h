@@ -1,0 +1,79 @@
+// PostgreSQL connections over libpqxx: connecting, a SELECT 1 probe, connection URLs, bound
+// timestamps, and a small connection pool. PgPool is thread-safe; a pqxx::connection it lends
+// is used by one thread at a time.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <deque>
+#include <exception>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/pg/errors.h"
+
+namespace tether::common {
+
+// A bound timestamptz parameter: ISO 8601 in UTC with microseconds (use as $n::timestamptz).
+std::string PgTimestamp(absl::Time t);
+// SQL that reads a timestamptz column as microseconds since the epoch (a bigint).
+std::string EpochMicrosSql(absl::string_view column);
+
+// `url` (a postgresql:// URI or a key=value string) with its database replaced by `dbname`.
+std::string WithDatabase(const std::string& url, const std::string& dbname);
+// `url` with libpq `options` added (e.g. "-c search_path=acme"); the value must need no quoting.
+std::string WithOptions(const std::string& url, const std::string& options);
+
+// Opens a connection. kUnavailable when the server does not answer.
+absl::StatusOr<std::unique_ptr<pqxx::connection>> Connect(const std::string& url);
+
+struct PingResult {
+  absl::Duration select1_latency;
+  std::string server_version;  // e.g. "15.18"
+};
+// Connects, runs SELECT 1 and reads server_version. kUnavailable when it cannot.
+absl::StatusOr<PingResult> Ping(const std::string& url);
+
+class PgPool {
+ public:
+  PgPool(std::string url, int max_connections);
+  PgPool(const PgPool&) = delete;
+  PgPool& operator=(const PgPool&) = delete;
+
+  // Runs fn(pqxx::connection&) -> absl::Status or absl::StatusOr<T> on a pooled connection.
+  // Exceptions thrown by fn become a Status (see StatusFromException); a broken connection is
+  // dropped instead of being returned to the pool.
+  template <typename Fn>
+  auto Run(Fn&& fn) -> std::invoke_result_t<Fn, pqxx::connection&> {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    try {
+      auto result = fn(**conn);
+      Release(std::move(*conn));
+      return result;
+    } catch (const std::exception& e) {
+      absl::Status status = StatusFromException(e);
+      Release(std::move(*conn));
+      return status;
+    }
+  }
+
+ private:
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire();
+  void Release(std::unique_ptr<pqxx::connection> conn);
+
+  const std::string url_;
+  const int max_connections_;
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
+  int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle plus lent out
+};
+
+}  // namespace tether::common

@@ -1,0 +1,337 @@
+// AgentRegistry over the agents table.
+#include "controlplane/agents/agent_registry.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/pg/identifiers.h"
+#include "common/secrets.h"
+#include "controlplane/agents/liveness.h"
+#include "controlplane/tokens/token_store.h"
+
+namespace tether::controlplane {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+absl::Status ValidateAgentName(const std::string& name) {
+  static const std::regex kHostname(R"(^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$)");
+  if (std::regex_match(name, kHostname)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid agent name \"", name,
+      "\": use 1 to 63 lowercase letters, digits, '-' and '.', as in a hostname"));
+}
+
+bool LooksLikeUuid(const std::string& s) {
+  static const std::regex kUuid(R"(^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)");
+  return std::regex_match(s, kUuid);
+}
+
+std::string ModeName(v1::AgentMode mode) { return mode == v1::AGENT_MODE_PRO ? "pro" : "lite"; }
+
+std::string AgentColumns() {
+  return absl::StrCat("id::text, name, cluster, mode, version, incarnation, ",
+                      common::EpochMicrosSql("registered_at"), ", ",
+                      common::EpochMicrosSql("last_seen_at"), ", health::text, applied_revision");
+}
+
+v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
+  v1::Agent a;
+  a.set_id(r[0].as<std::string>());
+  a.set_name(r[1].as<std::string>());
+  a.set_cluster(r[2].as<std::string>());
+  a.set_mode(r[3].as<std::string>() == "pro" ? v1::AGENT_MODE_PRO : v1::AGENT_MODE_LITE);
+  a.set_version(r[4].as<std::string>());
+  a.set_incarnation(r[5].as<int64_t>());
+  *a.mutable_registered_at() = TimeUtil::MicrosecondsToTimestamp(r[6].as<int64_t>());
+  std::optional<absl::Time> last_seen;
+  if (!r[7].is_null()) {
+    *a.mutable_last_seen_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
+    last_seen = absl::FromUnixMicros(r[7].as<int64_t>());
+  }
+  google::protobuf::util::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;  // health written by a newer replica
+  (void)google::protobuf::util::JsonStringToMessage(r[8].as<std::string>(), a.mutable_health(),
+                                                     lenient);
+  a.set_applied_revision(r[9].as<int64_t>());
+  a.set_status(LivenessOf(last_seen, now, ttl));
+  return a;
+}
+
+}  // namespace
+
+AgentRegistry::AgentRegistry(common::PgPool* pool, EventLog* events, StreamRegistry* streams,
+                             common::Clock* clock, absl::Duration heartbeat_ttl)
+    : pool_(pool), events_(events), streams_(streams), clock_(clock), heartbeat_ttl_(heartbeat_ttl) {}
+
+absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& request) {
+  if (request.bootstrap_token.empty()) {
+    return absl::UnauthenticatedError("missing bootstrap token");
+  }
+  if (auto st = ValidateAgentName(request.name); !st.ok()) return st;
+  if (!request.cluster.empty()) {
+    if (auto st = common::ValidateIdentifier("cluster", request.cluster); !st.ok()) return st;
+  }
+  const absl::Time now = clock_->Now();
+  const std::string credential = common::NewSecret(kAgentCredentialPrefix);
+  const std::string registration_hash =
+      request.registration_id.empty() ? "" : common::HashSecret(request.registration_id);
+  enum class Kind { kNew, kRetry, kReregistered } kind = Kind::kNew;
+  auto registration = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<Registration> {
+    pqxx::work tx(c);
+    auto token = TokenStore::LockBootstrap(tx, request.bootstrap_token, now);
+    if (!token.ok()) return token.status();
+    // Checks every registration passes, a retry included.
+    if (!request.cluster.empty() && request.cluster != token->cluster()) {
+      return absl::PermissionDeniedError(absl::StrCat("bootstrap token ", token->id(),
+                                                      " is for cluster \"", token->cluster(),
+                                                      "\", not \"", request.cluster, "\""));
+    }
+    if (token->state() == v1::TOKEN_STATE_REVOKED || token->state() == v1::TOKEN_STATE_EXPIRED) {
+      return absl::PermissionDeniedError(TokenStore::Describe(*token));
+    }
+    if (!TokenStore::AllowsName(*token, request.name)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("bootstrap token ", token->id(), " is only for agents named ",
+                       absl::StrJoin(token->names(), " or ")));
+    }
+    Registration out;
+    out.credential = credential;
+    out.cluster = token->cluster();
+    auto existing = tx.exec_params(
+        "SELECT id::text, cluster, incarnation, registration_id_hash, registration_token_id "
+        "FROM agents WHERE name = $1 FOR UPDATE",
+        request.name);
+    if (!existing.empty() && existing[0][1].as<std::string>() != token->cluster()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "agent \"", request.name, "\" belongs to cluster \"", existing[0][1].as<std::string>(),
+          "\"; delete it first to move it"));
+    }
+    // A retry of the registration that made the current incarnation (its answer was lost): the
+    // same id, with the same token, before the agent ever connected. Its use is counted already.
+    if (!existing.empty() && !registration_hash.empty() &&
+        existing[0][3].as<std::string>() == registration_hash &&
+        existing[0][4].as<std::string>() == token->id()) {
+      tx.exec_params("UPDATE agents SET credential_hash = $2 WHERE name = $1", request.name,
+                     common::HashSecret(credential));
+      out.agent_id = existing[0][0].as<std::string>();
+      out.incarnation = existing[0][2].as<int64_t>();
+      kind = Kind::kRetry;
+      EventLog::Append(tx, out.cluster, request.name, "agent.registration_retried",
+                       absl::StrCat("registration retried with token ", token->id(),
+                                    "; credential re-issued for incarnation ", out.incarnation));
+      tx.commit();
+      return out;
+    }
+    if (!existing.empty() && streams_->IsConnected(existing[0][0].as<std::string>())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "agent \"", request.name, "\" is connected (incarnation ", existing[0][2].as<int64_t>(),
+          "); to replace it, stop it or run `tetherctl delete agent ", request.name, "`"));
+    }
+    if (auto st = TokenStore::UseBootstrap(tx, *token); !st.ok()) return st;
+    if (!existing.empty()) {
+      auto row = tx.exec_params1(
+          "UPDATE agents SET incarnation = incarnation + 1, credential_hash = $2, mode = $3, "
+          "version = $4, last_seen_at = NULL, lost_reported = false, "
+          "registration_id_hash = $5, registration_token_id = $6 "
+          "WHERE name = $1 RETURNING id::text, incarnation",
+          request.name, common::HashSecret(credential), ModeName(request.mode), request.version,
+          registration_hash, token->id());
+      out.agent_id = row[0].as<std::string>();
+      out.incarnation = row[1].as<int64_t>();
+      kind = Kind::kReregistered;
+      EventLog::Append(tx, out.cluster, request.name, "agent.reregistered",
+                       absl::StrCat("re-registered with token ", token->id(), ", incarnation ",
+                                    out.incarnation));
+    } else {
+      auto row = tx.exec_params1(
+          "INSERT INTO agents (id, name, cluster, mode, version, credential_hash, registered_at, "
+          "registration_id_hash, registration_token_id) "
+          "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::timestamptz, $7, $8) "
+          "RETURNING id::text, incarnation",
+          request.name, token->cluster(), ModeName(request.mode), request.version,
+          common::HashSecret(credential), common::PgTimestamp(now), registration_hash,
+          token->id());
+      out.agent_id = row[0].as<std::string>();
+      out.incarnation = row[1].as<int64_t>();
+      EventLog::Append(tx, out.cluster, request.name, "agent.registered",
+                       absl::StrCat("registered with token ", token->id(), " as ", out.agent_id));
+    }
+    tx.commit();
+    return out;
+  });
+  if (!registration.ok()) return registration.status();
+  events_->Notify();
+  if (kind == Kind::kReregistered) {
+    streams_->Supersede(registration->agent_id, registration->incarnation,
+                        absl::UnauthenticatedError(absl::StrCat(
+                            "agent re-registered as incarnation ", registration->incarnation)));
+  }
+  spdlog::info("agent registered name={} id={} cluster={} incarnation={}{}", request.name,
+               registration->agent_id, registration->cluster, registration->incarnation,
+               kind == Kind::kRetry ? " (retry)" : "");
+  return registration;
+}
+
+absl::StatusOr<AgentIdentity> AgentRegistry::Authenticate(const std::string& agent_id,
+                                                          const std::string& credential) {
+  const absl::Status denied = absl::UnauthenticatedError("agent credential is not valid");
+  if (!LooksLikeUuid(agent_id) || credential.empty()) return denied;
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<AgentIdentity> {
+    pqxx::work tx(c);
+    auto rows = tx.exec_params(
+        "SELECT id::text, name, cluster, incarnation, credential_hash, registration_id_hash <> '' "
+        "FROM agents WHERE id = $1::uuid",
+        agent_id);
+    if (rows.empty() ||
+        !common::ConstantTimeEquals(rows[0][4].as<std::string>(), common::HashSecret(credential))) {
+      return denied;
+    }
+    if (rows[0][5].as<bool>()) {
+      // The agent holds the credential its registration gave: no retry of it is needed any more.
+      tx.exec_params(
+          "UPDATE agents SET registration_id_hash = '' WHERE id = $1::uuid AND incarnation = $2",
+          agent_id, rows[0][3].as<int64_t>());
+    }
+    tx.commit();
+    return AgentIdentity{rows[0][0].as<std::string>(), rows[0][1].as<std::string>(),
+                         rows[0][2].as<std::string>(), rows[0][3].as<int64_t>()};
+  });
+}
+
+void AgentRegistry::RecordSeen(const AgentIdentity& agent, const v1::Health& health,
+                               std::optional<int64_t> applied_revision) {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  Sighting& s = pending_[agent.id];
+  s.agent = agent;
+  s.at = now;
+  s.health = health;
+  if (applied_revision.has_value()) s.applied_revision = applied_revision;
+}
+
+absl::Status AgentRegistry::FlushHeartbeats() {
+  std::map<std::string, Sighting> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(pending_);
+  }
+  if (batch.empty()) return absl::OkStatus();
+  bool recovered_any = false;
+  absl::Status st = pool_->Run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    std::vector<const AgentIdentity*> recovered_agents;
+    for (const auto& [id, s] : batch) {
+      std::string health_json;
+      (void)google::protobuf::util::MessageToJsonString(s.health, &health_json);
+      auto recovered = tx.exec_params(
+          "UPDATE agents SET lost_reported = false "
+          "WHERE id = $1::uuid AND incarnation = $2 AND lost_reported RETURNING name",
+          id, s.agent.incarnation);
+      if (!recovered.empty()) recovered_agents.push_back(&s.agent);
+      tx.exec_params(
+          "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
+          "applied_revision = coalesce($5, applied_revision) "
+          "WHERE id = $1::uuid AND incarnation = $2",
+          id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
+    }
+    for (const AgentIdentity* agent : recovered_agents) {
+      EventLog::Append(tx, agent->cluster, agent->name, "agent.recovered", "heartbeats arrive again");
+    }
+    recovered_any = !recovered_agents.empty();
+    tx.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    // Keep what could not be written, unless a newer sighting of the agent came in meanwhile.
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, s] : batch) pending_.try_emplace(id, std::move(s));
+    return st;
+  }
+  if (recovered_any) events_->Notify();
+  return absl::OkStatus();
+}
+
+absl::Status AgentRegistry::SweepLost() {
+  const absl::Time cutoff = clock_->Now() - heartbeat_ttl_;
+  bool any = false;
+  absl::Status st = pool_->Run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    auto rows = tx.exec_params(
+        absl::StrCat("UPDATE agents SET lost_reported = true WHERE NOT lost_reported AND "
+                     "last_seen_at < $1::timestamptz RETURNING name, cluster, ",
+                     common::EpochMicrosSql("last_seen_at")),
+        common::PgTimestamp(cutoff));
+    for (const auto& r : rows) {
+      any = true;
+      const std::string since = absl::FormatTime(
+          "%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMicros(r[2].as<int64_t>()), absl::UTCTimeZone());
+      EventLog::Append(tx, r[1].as<std::string>(), r[0].as<std::string>(), "agent.lost",
+                       absl::StrCat("no heartbeat since ", since));
+      spdlog::warn("agent lost name={} last_seen={}", r[0].as<std::string>(), since);
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+  if (any) events_->Notify();
+  return st;
+}
+
+absl::StatusOr<std::vector<v1::Agent>> AgentRegistry::List(const std::string& cluster) {
+  const absl::Time now = clock_->Now();
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Agent>> {
+    pqxx::read_transaction tx(c);
+    std::vector<v1::Agent> out;
+    for (const auto& r : tx.exec_params(
+             absl::StrCat("SELECT ", AgentColumns(),
+                          " FROM agents WHERE $1 = '' OR cluster = $1 ORDER BY cluster, name"),
+             cluster)) {
+      out.push_back(AgentFromRow(r, now, heartbeat_ttl_));
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<v1::Agent> AgentRegistry::Get(const std::string& name) {
+  const absl::Time now = clock_->Now();
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<v1::Agent> {
+    pqxx::read_transaction tx(c);
+    auto rows = tx.exec_params(absl::StrCat("SELECT ", AgentColumns(), " FROM agents WHERE name = $1"),
+                               name);
+    if (rows.empty()) return absl::NotFoundError(absl::StrCat("no agent named \"", name, "\""));
+    return AgentFromRow(rows[0], now, heartbeat_ttl_);
+  });
+}
+
+absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {
+  const absl::Time now = clock_->Now();
+  auto deleted = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<v1::Agent> {
+    pqxx::work tx(c);
+    auto rows = tx.exec_params(
+        absl::StrCat("DELETE FROM agents WHERE name = $1 RETURNING ", AgentColumns()), name);
+    if (rows.empty()) return absl::NotFoundError(absl::StrCat("no agent named \"", name, "\""));
+    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_);
+    EventLog::Append(tx, agent.cluster(), name, "agent.deleted", "deleted by an operator");
+    tx.commit();
+    return agent;
+  });
+  if (!deleted.ok()) return deleted;
+  events_->Notify();
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.erase(deleted->id());
+  }
+  streams_->Close(deleted->id(), absl::UnauthenticatedError(
+                                     absl::StrCat("agent \"", name, "\" was deleted")));
+  spdlog::info("agent deleted name={} id={}", name, deleted->id());
+  return deleted;
+}
+
+}  // namespace tether::controlplane

@@ -1,0 +1,99 @@
+// AgentRegistry: registration, authentication and liveness of agents, in the agents table.
+// Heartbeats are buffered in memory and written in batches by FlushHeartbeats() (the
+// mothership calls it from one background thread), so a stream's reactor never waits on the
+// database for a heartbeat. Thread-safe.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/pg/pool.h"
+#include "controlplane/events/event_log.h"
+#include "controlplane/agents/stream_registry.h"
+#include "tether/v1/types.pb.h"
+
+namespace tether::controlplane {
+
+struct RegistrationRequest {
+  std::string bootstrap_token;
+  std::string name;
+  std::string cluster;  // empty: the token's
+  v1::AgentMode mode = v1::AGENT_MODE_LITE;
+  std::string version;
+  std::string registration_id;  // the agent's id for this registration; empty: none
+};
+
+struct Registration {
+  std::string agent_id;
+  std::string credential;  // the only time it exists in clear
+  int64_t incarnation = 0;
+  std::string cluster;
+};
+
+// Who is on the other end of an authenticated stream.
+struct AgentIdentity {
+  std::string id;
+  std::string name;
+  std::string cluster;
+  int64_t incarnation = 0;
+};
+
+class AgentRegistry {
+ public:
+  AgentRegistry(common::PgPool* pool, EventLog* events, StreamRegistry* streams,
+                common::Clock* clock, absl::Duration heartbeat_ttl);
+
+  // Registers a new agent or re-registers one under the same name: keeps its id, bumps its
+  // incarnation, rotates its credential and closes its old stream. A retry of the registration
+  // that made the current incarnation (same registration_id, same token, the agent not yet
+  // connected) only re-issues the credential; it is checked like a first registration except
+  // that it does not count a second use of the token. Every outcome that writes is an event;
+  // a refusal writes nothing. kInvalidArgument for a bad name or cluster; kUnauthenticated /
+  // kPermissionDenied for a bootstrap token that is unknown, or expired, revoked, used up, for
+  // another cluster or for other names; kFailedPrecondition when the name belongs to another
+  // cluster or its agent is connected right now (no takeover by name).
+  absl::StatusOr<Registration> Register(const RegistrationRequest& request);
+
+  // kUnauthenticated unless `credential` is the current credential of agent `agent_id`.
+  absl::StatusOr<AgentIdentity> Authenticate(const std::string& agent_id,
+                                             const std::string& credential);
+
+  // Records that the agent was heard from (Hello or Heartbeat); written by the next flush.
+  void RecordSeen(const AgentIdentity& agent, const v1::Health& health,
+                  std::optional<int64_t> applied_revision);
+  // Writes buffered sightings; notes agents that came back from lost in the event log.
+  absl::Status FlushHeartbeats();
+  // Marks agents silent for longer than the TTL as lost, once, with an agent.lost event.
+  absl::Status SweepLost();
+
+  // kNotFound for an unknown name.
+  absl::StatusOr<std::vector<v1::Agent>> List(const std::string& cluster);
+  absl::StatusOr<v1::Agent> Get(const std::string& name);
+  absl::StatusOr<v1::Agent> Delete(const std::string& name);
+
+  absl::Duration heartbeat_ttl() const { return heartbeat_ttl_; }
+
+ private:
+  struct Sighting {
+    AgentIdentity agent;
+    absl::Time at;
+    v1::Health health;
+    std::optional<int64_t> applied_revision;
+  };
+
+  common::PgPool* pool_;
+  EventLog* events_;
+  StreamRegistry* streams_;
+  common::Clock* clock_;
+  const absl::Duration heartbeat_ttl_;
+  absl::Mutex mu_;
+  std::map<std::string, Sighting> pending_ ABSL_GUARDED_BY(mu_);  // by agent id
+};
+
+}  // namespace tether::controlplane

@@ -1,0 +1,141 @@
+// ControlService adapter: every call is authorised with an operator token first; agents'
+// credentials are refused with PERMISSION_DENIED.
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc/status.h"
+#include "controlplane/api/services.h"
+#include "tether/v1/control_service.grpc.pb.h"
+
+namespace tether::controlplane {
+namespace {
+
+using common::ToGrpcStatus;
+
+class ControlServiceImpl final : public v1::ControlService::Service {
+ public:
+  explicit ControlServiceImpl(Backend* backend) : backend_(backend) {}
+
+  grpc::Status CreateBootstrapToken(grpc::ServerContext* context,
+                                    const v1::CreateBootstrapTokenRequest* request,
+                                    v1::CreateBootstrapTokenResponse* response) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) +
+                               absl::Nanoseconds(request->ttl().nanos());
+    const std::vector<std::string> names(request->names().begin(), request->names().end());
+    auto created = backend_->tokens->CreateBootstrap(request->cluster(), ttl, request->uses(),
+                                                     request->description(), names);
+    if (!created.ok()) return ToGrpcStatus(created.status());
+    *response->mutable_token() = created->token;
+    response->set_secret(created->secret);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListBootstrapTokens(grpc::ServerContext* context,
+                                   const v1::ListBootstrapTokensRequest*,
+                                   v1::ListBootstrapTokensResponse* response) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    auto tokens = backend_->tokens->ListBootstrap();
+    if (!tokens.ok()) return ToGrpcStatus(tokens.status());
+    for (auto& t : *tokens) *response->add_tokens() = std::move(t);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status RevokeBootstrapToken(grpc::ServerContext* context,
+                                    const v1::RevokeBootstrapTokenRequest* request,
+                                    v1::BootstrapToken* response) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    auto token = backend_->tokens->RevokeBootstrap(request->id());
+    if (!token.ok()) return ToGrpcStatus(token.status());
+    *response = *std::move(token);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest* request,
+                          v1::ListAgentsResponse* response) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    auto agents = backend_->agents->List(request->cluster());
+    if (!agents.ok()) return ToGrpcStatus(agents.status());
+    for (auto& a : *agents) *response->add_agents() = std::move(a);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetAgent(grpc::ServerContext* context, const v1::GetAgentRequest* request,
+                        v1::Agent* response) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    auto agent = backend_->agents->Get(request->name());
+    if (!agent.ok()) return ToGrpcStatus(agent.status());
+    *response = *std::move(agent);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteAgent(grpc::ServerContext* context, const v1::DeleteAgentRequest* request,
+                           v1::DeleteAgentResponse* response) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    auto agent = backend_->agents->Delete(request->name());
+    if (!agent.ok()) return ToGrpcStatus(agent.status());
+    *response->mutable_agent() = *std::move(agent);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListEvents(grpc::ServerContext* context, const v1::ListEventsRequest* request,
+                          v1::ListEventsResponse* response) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    auto events =
+        backend_->events->List(request->cluster(), request->after_id(), request->limit());
+    if (!events.ok()) return ToGrpcStatus(events.status());
+    for (auto& e : *events) *response->add_events() = std::move(e);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
+                           grpc::ServerWriter<v1::Event>* writer) override {
+    if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
+    int64_t after = request->after_id();
+    auto done = [&] { return context->IsCancelled() || backend_->stopping.load(); };
+    while (!done()) {
+      auto events =
+          backend_->events->WaitForNew(request->cluster(), after, absl::Seconds(30), done);
+      if (!events.ok()) return ToGrpcStatus(events.status());
+      for (const auto& e : *events) {
+        if (!writer->Write(e)) return grpc::Status::OK;  // the client went away
+        after = e.id();
+      }
+    }
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "mothership is shutting down");
+  }
+
+ private:
+  absl::Status Authorize(grpc::ServerContext* context) {
+    if (!backend_->ready.load()) {
+      return absl::UnavailableError("mothership is starting; retry shortly");
+    }
+    const auto& md = context->client_metadata();
+    auto it = md.find("authorization");
+    std::string token;
+    if (it != md.end()) {
+      absl::string_view value(it->second.data(), it->second.size());
+      if (absl::StartsWith(value, "Bearer ")) token = std::string(value.substr(7));
+    }
+    if (token.empty()) {
+      return absl::UnauthenticatedError(
+          "missing operator token (use --token, TETHER_TOKEN or the config file)");
+    }
+    if (absl::StartsWith(token, kAgentCredentialPrefix)) {
+      return absl::PermissionDeniedError("agent credentials cannot call ControlService");
+    }
+    return backend_->tokens->VerifyOperator(token);
+  }
+
+  Backend* backend_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> MakeControlService(Backend* backend) {
+  return std::make_unique<ControlServiceImpl>(backend);
+}
+
+}  // namespace tether::controlplane

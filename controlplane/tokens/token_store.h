@@ -1,0 +1,70 @@
+// TokenStore: bootstrap tokens (which let agents register) and operator tokens (which let
+// tetherctl call ControlService). The database keeps only SHA-256 hashes; a token's secret is
+// returned once, when it is made. Thread-safe.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/pg/pool.h"
+#include "controlplane/events/event_log.h"
+#include "tether/v1/types.pb.h"
+
+namespace tether::controlplane {
+
+inline constexpr char kBootstrapTokenPrefix[] = "ttb_";
+inline constexpr char kOperatorTokenPrefix[] = "tto_";
+inline constexpr char kAgentCredentialPrefix[] = "tta_";
+
+struct CreatedToken {
+  v1::BootstrapToken token;
+  std::string secret;
+};
+
+class TokenStore {
+ public:
+  TokenStore(common::PgPool* pool, EventLog* events, common::Clock* clock);
+
+  // kInvalidArgument for a bad cluster name, name pattern, a negative ttl or uses. ttl zero:
+  // never expires; uses zero: unlimited; names empty: any agent name. Creates the cluster if it
+  // is new.
+  absl::StatusOr<CreatedToken> CreateBootstrap(const std::string& cluster, absl::Duration ttl,
+                                               int uses, const std::string& description,
+                                               const std::vector<std::string>& names = {});
+  absl::StatusOr<std::vector<v1::BootstrapToken>> ListBootstrap();
+  // kNotFound for an unknown id; revoking twice keeps the first revocation time.
+  absl::StatusOr<v1::BootstrapToken> RevokeBootstrap(const std::string& id);
+
+  // Inside the caller's transaction: finds the token by its secret and locks its row.
+  // kUnauthenticated when no such token exists. The state says whether it may be used.
+  static absl::StatusOr<v1::BootstrapToken> LockBootstrap(pqxx::transaction_base& tx,
+                                                          const std::string& secret,
+                                                          absl::Time now);
+  // Counts one use of a token LockBootstrap returned. kPermissionDenied (saying why) when it
+  // expired, was revoked or is used up.
+  static absl::Status UseBootstrap(pqxx::transaction_base& tx, const v1::BootstrapToken& token);
+  // Whether the token may register an agent of this name (its glob patterns, if any).
+  static bool AllowsName(const v1::BootstrapToken& token, const std::string& name);
+  // The one-line reason a token that is not active cannot be used.
+  static std::string Describe(const v1::BootstrapToken& token);
+
+  // Creates an operator token when none is active, hands its secret to `persist` before the
+  // commit (so a crash never leaves a token whose secret nobody has), and returns true then.
+  absl::StatusOr<bool> EnsureOperatorToken(
+      const std::function<absl::Status(const std::string& secret)>& persist);
+  // kUnauthenticated unless `secret` is an active operator token.
+  absl::Status VerifyOperator(const std::string& secret);
+
+ private:
+  common::PgPool* pool_;
+  EventLog* events_;
+  common::Clock* clock_;
+};
+
+}  // namespace tether::controlplane

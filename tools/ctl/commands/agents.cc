@@ -1,0 +1,115 @@
+// tetherctl get agents | get agent NAME | delete agent NAME.
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "tools/ctl/commands/command.h"
+#include "tools/ctl/output.h"
+
+namespace tether::ctl {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out) {
+  Table table{{"NAME", "CLUSTER", "STATUS", "POSTGRES", "LAST SEEN", "INCARNATION", "VERSION",
+               "MODE"},
+              {}};
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  for (const auto* a : agents) {
+    std::string pg = EnumName(v1::ProvisioningState_Name(a->health().state()), "PROVISIONING_STATE_");
+    if (pg == "unspecified") pg = "-";
+    if (!a->health().postgres_version().empty()) {
+      absl::StrAppend(&pg, " ", a->health().postgres_version());
+    }
+    if (a->health().has_select1_latency()) {
+      absl::StrAppend(&pg, absl::StrFormat(
+                               " (%.1fms)",
+                               TimeUtil::DurationToMicroseconds(a->health().select1_latency()) / 1000.0));
+    }
+    table.rows.push_back({a->name(), a->cluster(),
+                          EnumName(v1::AgentStatus_Name(a->status()), "AGENT_STATUS_"), pg,
+                          Ago(a->last_seen_at().seconds(), now), absl::StrCat(a->incarnation()),
+                          a->version(), EnumName(v1::AgentMode_Name(a->mode()), "AGENT_MODE_")});
+  }
+  PrintTable(table, out);
+}
+
+struct AgentArgs {
+  std::string cluster, name;
+};
+
+}  // namespace
+
+void AddAgentCommands(CommandTree& tree) {
+  auto args = std::make_shared<AgentArgs>();
+  tree.args->push_back(args);
+  auto& [cluster, name] = *args;
+  // get
+  auto* get_agents = tree.get->add_subcommand("agents", "list agents with status, last seen, incarnation");
+  get_agents->add_option("--cluster", cluster, "only this cluster");
+  get_agents->callback([&] {
+    *tree.action = [&](Session& s) {
+      v1::ListAgentsRequest req;
+      req.set_cluster(cluster);
+      v1::ListAgentsResponse resp;
+      auto ctx = s.Context();
+      grpc::Status st = s.stub->ListAgents(ctx.get(), req, &resp);
+      if (!st.ok()) return st;
+      if (s.config.output != "table") {
+        PrintStructured(resp, s.config.output, *s.out);
+        return st;
+      }
+      std::vector<const v1::Agent*> agents;
+      for (const auto& a : resp.agents()) agents.push_back(&a);
+      PrintAgents(agents, *s.out);
+      return st;
+    };
+  });
+  auto* get_agent = tree.get->add_subcommand("agent", "show one agent");
+  get_agent->add_option("name", name, "agent name")->required();
+  get_agent->callback([&] {
+    *tree.action = [&](Session& s) {
+      v1::GetAgentRequest req;
+      req.set_name(name);
+      v1::Agent resp;
+      auto ctx = s.Context();
+      grpc::Status st = s.stub->GetAgent(ctx.get(), req, &resp);
+      if (!st.ok()) return st;
+      if (s.config.output != "table") {
+        PrintStructured(resp, s.config.output, *s.out);
+        return st;
+      }
+      PrintAgents({&resp}, *s.out);
+      *s.out << "\nid: " << resp.id() << "\nregistered: " << FormatTime(resp.registered_at())
+             << "\nprovisioner: " << (resp.health().provisioner().empty() ? "-" : resp.health().provisioner())
+             << "\nreason: " << (resp.health().reason().empty() ? "-" : resp.health().reason()) << "\n";
+      return st;
+    };
+  });
+
+  // delete
+  auto* del_agent = tree.del->add_subcommand(
+      "agent", "forget an agent; if it still runs with a valid bootstrap token it registers again");
+  del_agent->add_option("name", name, "agent name")->required();
+  del_agent->callback([&] {
+    *tree.action = [&](Session& s) {
+      v1::DeleteAgentRequest req;
+      req.set_name(name);
+      v1::DeleteAgentResponse resp;
+      auto ctx = s.Context();
+      grpc::Status st = s.stub->DeleteAgent(ctx.get(), req, &resp);
+      if (!st.ok()) return st;
+      if (s.config.output == "table") {
+        *s.out << "deleted agent " << resp.agent().name() << " (" << resp.agent().id() << ")\n";
+      } else {
+        PrintStructured(resp, s.config.output, *s.out);
+      }
+      return st;
+    };
+  });
+
+}
+
+}  // namespace tether::ctl

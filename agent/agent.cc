@@ -31,11 +31,12 @@ class NoOtherMethods final : public grpc::CallbackGenericService {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Provisioner>> MakeProvisioner(const AgentConfig& config,
-                                                             common::ProcessRunner* runner) {
-  if (config.provisioner == "local") {
+                                                             common::ProcessRunner* runner,
+                                                             common::Clock* clock) {
+  if (config.provisioner == ProvisionerKind::kLocal) {
     return std::make_unique<LocalProvisioner>(config.data_dir, config.postgres_bin_dir, runner);
   }
-  if (config.provisioner == "lxd") {
+  if (config.provisioner == ProvisionerKind::kLxd) {
     CurlLxdTransportOptions transport;
     transport.socket_path = config.lxd_socket;
     transport.url = config.lxd_url;
@@ -48,13 +49,13 @@ absl::StatusOr<std::unique_ptr<Provisioner>> MakeProvisioner(const AgentConfig& 
     options.postgres_address = config.lxd_postgres_address;
     options.bundle_dir = config.lxd_bundle;
     return std::make_unique<LxdProvisioner>(
-        options, std::make_unique<CurlLxdTransport>(transport), common::RealClock::Get());
+        options, std::make_unique<CurlLxdTransport>(transport), clock);
   }
-  if (config.provisioner == "external") {
+  if (config.provisioner == ProvisionerKind::kExternal) {
     return std::make_unique<ExternalProvisioner>(config.database_url);
   }
   return absl::UnimplementedError(
-      absl::StrCat("provisioner \"", config.provisioner, "\" is not available in this build"));
+      absl::StrCat("provisioner \"", ProvisionerName(config.provisioner), "\" is not available in this build"));
 }
 
 Agent::Agent(AgentConfig config, common::Clock* clock, common::ProcessRunner* runner)
@@ -76,13 +77,12 @@ absl::Status Agent::Start() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   auto channel = grpc::CreateCustomChannel(config_.mothership, *creds, args);
 
-  auto provisioner = MakeProvisioner(config_, runner_);
+  auto provisioner = MakeProvisioner(config_, runner_, clock_);
   if (!provisioner.ok()) return provisioner.status();
   provisioner_ = *std::move(provisioner);
   ProvisioningOptions provisioning;
-  provisioning.migration_policy =
-      config_.migrations == "manual" ? MigrationPolicy::kManual : MigrationPolicy::kAuto;
-  if (config_.provisioner == "external") provisioning.own_database = "";  // the URL names it
+  provisioning.migration_policy = config_.migrations;
+  if (config_.provisioner == ProvisionerKind::kExternal) provisioning.own_database = "";  // the URL names it
   provisioning_ = std::make_unique<ProvisioningLoop>(provisioner_.get(), &health_, clock_,
                                                      &random_, provisioning);
 
@@ -92,7 +92,7 @@ absl::Status Agent::Start() {
   link.bootstrap_token = config_.bootstrap_token;
   link.data_dir = config_.data_dir;
   link.version = TETHER_VERSION;
-  link.mode = config_.provisioner == "external" ? v1::AGENT_MODE_PRO : v1::AGENT_MODE_LITE;
+  link.mode = config_.provisioner == ProvisionerKind::kExternal ? v1::AGENT_MODE_PRO : v1::AGENT_MODE_LITE;
   link.heartbeat_interval = config_.heartbeat_interval;
   link.backoff.max = config_.reconnect_max;
   // PostgreSQL is provisioned only for an agent the mothership accepted.
@@ -130,7 +130,7 @@ absl::Status Agent::Start() {
   }
 
   spdlog::info("agent starting name={} mothership={} provisioner={} data_dir={}", config_.name,
-               config_.mothership, config_.provisioner, config_.data_dir);
+               config_.mothership, ProvisionerName(config_.provisioner), config_.data_dir);
   link_thread_ = std::thread([this] {
     link_status_ = link_->Run(&stop_);
     link_done_.Notify();

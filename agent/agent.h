@@ -62,6 +62,7 @@ class Agent {
 
 // Builds the provisioner the config asks for.
 absl::StatusOr<std::unique_ptr<Provisioner>> MakeProvisioner(const AgentConfig& config,
-                                                             common::ProcessRunner* runner);
+                                                             common::ProcessRunner* runner,
+                                                             common::Clock* clock);
 
 }  // namespace tether::agent

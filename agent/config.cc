@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,15 @@
 #include "common/process.h"
 
 namespace tether::agent {
+
+const char* ProvisionerName(ProvisionerKind kind) {
+  switch (kind) {
+    case ProvisionerKind::kLocal: return "local";
+    case ProvisionerKind::kLxd: return "lxd";
+    case ProvisionerKind::kExternal: return "external";
+  }
+  return "?";
+}
 
 void AddAgentFlags(CLI::App& app, AgentConfig* c) {
   app.add_option("--config", c->config_file,
@@ -30,8 +40,11 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
       ->envname("TETHER_DATA_DIR");
   app.add_option("--provisioner", c->provisioner, "how PostgreSQL is provided: local, lxd or external")
       ->envname("TETHER_PROVISIONER")
-      ->check(CLI::IsMember({"local", "lxd", "external"}))
-      ->capture_default_str();
+      ->transform(CLI::CheckedTransformer(std::map<std::string, ProvisionerKind>{
+          {"local", ProvisionerKind::kLocal},
+          {"lxd", ProvisionerKind::kLxd},
+          {"external", ProvisionerKind::kExternal}}))
+      ->default_str("local");
   app.add_option("--database-url", c->database_url, "external PostgreSQL (pro mode)")
       ->envname("DATABASE_URL");
   app.add_option("--lxd-socket", c->lxd_socket, "LXD's unix socket")
@@ -75,8 +88,9 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
   app.add_option("--migrations", c->migrations,
                  "auto: apply the agent's pending own migrations when provisioning; manual: report only")
       ->envname("TETHER_MIGRATIONS")
-      ->check(CLI::IsMember({"auto", "manual"}))
-      ->capture_default_str();
+      ->transform(CLI::CheckedTransformer(std::map<std::string, MigrationPolicy>{
+          {"auto", MigrationPolicy::kAuto}, {"manual", MigrationPolicy::kManual}}))
+      ->default_str("auto");
   common::AddDurationOption(app, "--heartbeat-interval", &c->heartbeat_interval,
                             "how often to send a heartbeat", "TETHER_HEARTBEAT_INTERVAL");
   common::AddDurationOption(app, "--reconnect-max", &c->reconnect_max,
@@ -104,15 +118,15 @@ absl::Status FinishAgentConfig(CLI::App& app, AgentConfig* c) {
                       : absl::StrCat(home, "/.local/state/tether/agent");
   }
   if (c->lxd_instance.empty()) c->lxd_instance = c->name;
-  if (c->provisioner == "external" && c->database_url.empty()) {
+  if (c->provisioner == ProvisionerKind::kExternal && c->database_url.empty()) {
     return absl::InvalidArgumentError("--provisioner external needs --database-url or DATABASE_URL");
   }
-  if (!c->database_url.empty() && c->provisioner != "external") {
-    if (c->provisioner != "local") {
+  if (!c->database_url.empty() && c->provisioner != ProvisionerKind::kExternal) {
+    if (c->provisioner != ProvisionerKind::kLocal) {
       return absl::InvalidArgumentError(absl::StrCat("--database-url cannot be used with --provisioner ",
-                                                     c->provisioner));
+                                                     ProvisionerName(c->provisioner)));
     }
-    c->provisioner = "external";  // a database URL means pro mode
+    c->provisioner = ProvisionerKind::kExternal;  // a database URL means pro mode
   }
   if (!c->lxd_url.empty() && (c->lxd_cert.empty() || c->lxd_key.empty())) {
     return absl::InvalidArgumentError("--lxd-url needs --lxd-cert and --lxd-key");

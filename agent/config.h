@@ -8,8 +8,13 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "agent/provision/migration_policy.h"
 
 namespace tether::agent {
+
+// How PostgreSQL is provided.
+enum class ProvisionerKind { kLocal, kLxd, kExternal };
+const char* ProvisionerName(ProvisionerKind kind);
 
 struct AgentConfig {
   std::string config_file;  // YAML: long flag names as keys, below flags and environment
@@ -18,7 +23,7 @@ struct AgentConfig {
   std::string name;             // default: the hostname
   std::string cluster;          // default: the bootstrap token's cluster
   std::string data_dir;         // default: /var/lib/tether/agent as root, else ~/.local/state
-  std::string provisioner = "local";  // local | lxd | external
+  ProvisionerKind provisioner = ProvisionerKind::kLocal;
   std::string database_url;     // external (pro) mode
   std::string lxd_socket = "/var/lib/lxd/unix.socket";
   std::string lxd_url;
@@ -41,7 +46,7 @@ struct AgentConfig {
   std::string log_level = "info";
   // When the agent's own schema migrations run: auto (when provisioning finds them pending) or
   // manual (reported, applied only when an operator asks).
-  std::string migrations = "auto";
+  MigrationPolicy migrations = MigrationPolicy::kAuto;
   absl::Duration heartbeat_interval = absl::Seconds(5);
   absl::Duration reconnect_max = absl::Seconds(5);
   std::string postgres_bin_dir;

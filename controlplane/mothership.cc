@@ -122,7 +122,7 @@ absl::Status Mothership::Start() {
   if (auto st = MigrateMothershipSchema(database_url_, clock_); !st.ok()) return st;
 
   pool_ = std::make_unique<common::PgPool>(database_url_, 16);
-  events_ = std::make_unique<EventLog>(pool_.get());
+  events_ = std::make_unique<EventLog>(pool_.get(), clock_);
   streams_ = std::make_unique<StreamRegistry>();
   agents_ = std::make_unique<AgentRegistry>(pool_.get(), events_.get(), streams_.get(), clock_,
                                             config_.heartbeat_ttl);

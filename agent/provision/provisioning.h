@@ -11,17 +11,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "agent/health_state.h"
+#include "agent/provision/migration_policy.h"
 #include "agent/provision/provisioner.h"
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/random.h"
 
 namespace tether::agent {
-
-enum class MigrationPolicy {
-  kAuto,    // apply the agent's pending own migrations when it provisions
-  kManual,  // only report them; they run when an operator asks
-};
 
 struct ProvisioningOptions {
   absl::Duration check_interval = absl::Seconds(10);

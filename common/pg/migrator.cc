@@ -12,6 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/pg/identifiers.h"
+#include "common/pg/advisory_lock.h"
+#include "common/pg/errors.h"
+#include "common/pg/lock_keys.h"
 #include "common/pg/pool.h"
 #include "common/secrets.h"
 #include "common/pg/sql_split.h"
@@ -19,7 +22,6 @@
 namespace tether::common {
 namespace {
 
-constexpr int32_t kLockClass = 0x74657468;  // "teth": our advisory locks' first key
 constexpr char kNoTransactionMarker[] = "-- tether:no-transaction";
 
 // schema_migrations in the schema the connection starts in, named in full so a migration
@@ -47,6 +49,12 @@ int32_t StableHash32(absl::string_view s) {
     h *= 16777619u;
   }
   return static_cast<int32_t>(h);
+}
+
+// The second key of a migrator's session lock: its set, and its scope within the database.
+int32_t MigratorLockKey(const MigratorOptions& options) {
+  return StableHash32(options.lock_scope.empty() ? options.set_name
+                                                 : absl::StrCat(options.set_name, "/", options.lock_scope));
 }
 
 struct AppliedRow {
@@ -132,41 +140,33 @@ absl::StatusOr<std::vector<MigrationFile>> ReadMigrationDir(const std::string& d
   return files;
 }
 
-// A connection holding the migrator lock of one set for its lifetime.
+// A connection holding the migrator lock of one set (and scope) for its lifetime, with the
+// bookkeeping table in place.
 class Migrator::Session {
  public:
   static absl::StatusOr<std::unique_ptr<Session>> Open(const std::string& url,
                                                        const MigratorOptions& options,
                                                        Clock* clock,
                                                        const std::function<void(const std::string&)>& progress) {
-    auto conn = Connect(url);
-    if (!conn.ok()) return conn.status();
-    auto session = std::unique_ptr<Session>(new Session(std::move(*conn), options.set_name));
+    AdvisoryLockOptions lock_options;
+    lock_options.wait = options.lock_wait;
+    lock_options.poll = options.lock_poll;
+    lock_options.on_wait = [&] {
+      progress(absl::StrCat("waiting for another migrator of set ", options.set_name));
+    };
+    auto lock = AdvisoryLock::Acquire(url, kLockClass, MigratorLockKey(options), lock_options, clock);
+    if (absl::IsDeadlineExceeded(lock.status())) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "another migrator of set \"", options.set_name, "\" held the lock for ",
+          absl::FormatDuration(options.lock_wait)));
+    }
+    if (!lock.ok()) return lock.status();
+    auto session = std::unique_ptr<Session>(new Session(*std::move(lock)));
     try {
-      const absl::Time deadline = clock->Now() + options.lock_wait;
-      bool announced = false;
-      for (;;) {
-        pqxx::nontransaction tx(*session->conn_);
-        if (tx.exec_params1("SELECT pg_try_advisory_lock($1, $2)", kLockClass, session->key_)[0]
-                .as<bool>()) {
-          break;
-        }
-        if (!announced) {
-          progress(absl::StrCat("waiting for another migrator of set ", options.set_name));
-          announced = true;
-        }
-        if (clock->Now() >= deadline) {
-          return absl::DeadlineExceededError(absl::StrCat(
-              "another migrator of set \"", options.set_name, "\" held the lock for ",
-              absl::FormatDuration(options.lock_wait)));
-        }
-        clock->SleepFor(options.lock_poll, nullptr);
-      }
-      session->locked_ = true;
-      session->table_ = QualifiedTable(*session->conn_);
+      session->table_ = QualifiedTable(session->conn());
       // Sets share the table: creating it is serialised by a brief transaction-level lock.
-      pqxx::work tx(*session->conn_);
-      tx.exec_params("SELECT pg_advisory_xact_lock($1, 0)", kLockClass);
+      pqxx::work tx(session->conn());
+      tx.exec_params("SELECT pg_advisory_xact_lock($1, $2)", kLockClass, kMigrationTableLock);
       tx.exec("CREATE TABLE IF NOT EXISTS " + session->table_ + R"sql( (
           migration_set text NOT NULL,
           version bigint NOT NULL,
@@ -184,25 +184,12 @@ class Migrator::Session {
     return session;
   }
 
-  ~Session() {
-    if (!locked_) return;
-    try {
-      pqxx::nontransaction tx(*conn_);
-      tx.exec_params("SELECT pg_advisory_unlock($1, $2)", kLockClass, key_);
-    } catch (const std::exception&) {
-      // The lock dies with the connection anyway.
-    }
-  }
-
-  pqxx::connection& conn() { return *conn_; }
+  pqxx::connection& conn() { return lock_->conn(); }
   const std::string& table() const { return table_; }
 
  private:
-  Session(std::unique_ptr<pqxx::connection> conn, const std::string& set)
-      : conn_(std::move(conn)), key_(StableHash32(set)) {}
-  std::unique_ptr<pqxx::connection> conn_;
-  int32_t key_;
-  bool locked_ = false;
+  explicit Session(std::unique_ptr<AdvisoryLock> lock) : lock_(std::move(lock)) {}
+  std::unique_ptr<AdvisoryLock> lock_;
   std::string table_;
 };
 
@@ -314,68 +301,93 @@ absl::StatusOr<MigrationReport> Migrator::Status() {
   }
 }
 
+absl::Status Migrator::RunStep(Session& session, const Migration& m, Direction direction) {
+  pqxx::connection& conn = session.conn();
+  const std::string& table = session.table();
+  const std::string& set = options_.set_name;
+  const bool up = direction == Direction::kUp;
+  const std::string& sql = up ? m.up_sql : m.down_sql;
+  const bool transactional = !absl::StartsWith(sql, kNoTransactionMarker);
+  const std::string where = " WHERE migration_set = $1 AND version = $2";
+  // What the bookkeeping says once the step is done: applied (up) or gone (down).
+  auto record_done = [&](pqxx::work& tx, int64_t duration_ms, bool row_exists) {
+    if (!up) {
+      tx.exec_params("DELETE FROM " + table + where, set, m.version);
+    } else if (row_exists) {
+      tx.exec_params("UPDATE " + table + " SET dirty = false, error = NULL, applied_at = now(), "
+                     "duration_ms = $3" + where, set, m.version, duration_ms);
+    } else {
+      tx.exec_params("INSERT INTO " + table + " (migration_set, version, name, checksum, "
+                     "duration_ms) VALUES ($1, $2, $3, $4, $5)",
+                     set, m.version, m.name, m.checksum, duration_ms);
+    }
+  };
+  Progress(absl::StrCat(up ? "applying " : "rolling back ", m.version, "_", m.name,
+                        transactional ? "" : " (no transaction)"));
+  const absl::Time start = clock_->Now();
+  auto elapsed_ms = [&] { return absl::ToInt64Milliseconds(clock_->Now() - start); };
+  if (transactional) {
+    // The change and its record commit together, or neither does.
+    try {
+      pqxx::work tx(conn);
+      tx.exec(LockTimeoutSql(options_.lock_timeout, true));
+      tx.exec(sql);
+      record_done(tx, elapsed_ms(), /*row_exists=*/false);
+      tx.commit();
+    } catch (const std::exception& e) {
+      return WithMigration(StatusFromException(e), m,
+                           up ? "failed and was rolled back" : "rollback failed and was undone");
+    }
+  } else {
+    // Statement by statement, each committing on its own: the row says dirty until all ran, so
+    // a failure (or a crash) part-way is visible and blocks further runs until repaired.
+    {
+      pqxx::work tx(conn);
+      if (up) {
+        tx.exec_params("INSERT INTO " + table + " (migration_set, version, name, checksum, dirty) "
+                       "VALUES ($1, $2, $3, $4, true)",
+                       set, m.version, m.name, m.checksum);
+      } else {
+        tx.exec_params("UPDATE " + table + " SET dirty = true, error = 'rollback in progress'" +
+                           where, set, m.version);
+      }
+      tx.commit();
+    }
+    try {
+      pqxx::nontransaction tx(conn);
+      tx.exec(LockTimeoutSql(options_.lock_timeout, false));
+      for (const std::string& stmt : SplitSqlStatements(sql)) tx.exec(stmt);
+    } catch (const std::exception& e) {
+      absl::Status st = StatusFromException(e);
+      pqxx::work tx(conn);
+      tx.exec_params("UPDATE " + table + " SET error = $3" + where, set, m.version,
+                     absl::StrCat(up ? "" : "rollback failed: ", st.message()));
+      tx.commit();
+      return WithMigration(st, m, up ? "failed part-way and is marked dirty"
+                                     : "rollback failed part-way and is marked dirty");
+    }
+    pqxx::work tx(conn);
+    record_done(tx, elapsed_ms(), /*row_exists=*/true);
+    tx.commit();
+  }
+  ResetSession(conn);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> Migrator::Up(std::optional<int64_t> to) {
   auto session = Session::Open(url_, options_, clock_, [this](auto& l) { Progress(l); });
   if (!session.ok()) return session.status();
-  pqxx::connection& conn = (*session)->conn();
-  const std::string& table = (*session)->table();
-  const std::string& set = options_.set_name;
   int applied_count = 0;
   try {
-    MigrationReport report = BuildReport(migrations_, ReadApplied(conn, table, set));
+    MigrationReport report =
+        BuildReport(migrations_, ReadApplied((*session)->conn(), (*session)->table(), options_.set_name));
     if (auto st = CheckMigrationReport(report); !st.ok()) return st;
     for (const Migration& m : migrations_) {
       if (to.has_value() && m.version > *to) break;
       const auto state = std::find_if(report.migrations.begin(), report.migrations.end(),
                                       [&](const MigrationState& s) { return s.version == m.version; });
       if (state->applied) continue;
-      Progress(absl::StrCat("applying ", m.version, "_", m.name,
-                            m.transactional ? "" : " (no transaction)"));
-      const absl::Time start = clock_->Now();
-      if (m.transactional) {
-        try {
-          pqxx::work tx(conn);
-          tx.exec(LockTimeoutSql(options_.lock_timeout, true));
-          tx.exec(m.up_sql);
-          tx.exec_params(
-              "INSERT INTO " + table + " (migration_set, version, name, checksum, duration_ms) "
-              "VALUES ($1, $2, $3, $4, $5)",
-              set, m.version, m.name, m.checksum,
-              absl::ToInt64Milliseconds(clock_->Now() - start));
-          tx.commit();
-        } catch (const std::exception& e) {
-          return WithMigration(StatusFromException(e), m, "failed and was rolled back");
-        }
-      } else {
-        {
-          pqxx::work tx(conn);
-          tx.exec_params(
-              "INSERT INTO " + table + " (migration_set, version, name, checksum, dirty) "
-              "VALUES ($1, $2, $3, $4, true)",
-              set, m.version, m.name, m.checksum);
-          tx.commit();
-        }
-        try {
-          pqxx::nontransaction tx(conn);
-          tx.exec(LockTimeoutSql(options_.lock_timeout, false));
-          for (const std::string& stmt : SplitSqlStatements(m.up_sql)) tx.exec(stmt);
-        } catch (const std::exception& e) {
-          absl::Status st = StatusFromException(e);
-          pqxx::work tx(conn);
-          tx.exec_params(
-              "UPDATE " + table + " SET error = $3 WHERE migration_set = $1 AND version = $2",
-              set, m.version, std::string(st.message()));
-          tx.commit();
-          return WithMigration(st, m, "failed part-way and is marked dirty");
-        }
-        pqxx::work tx(conn);
-        tx.exec_params(
-            "UPDATE " + table + " SET dirty = false, applied_at = now(), duration_ms = $3 "
-            "WHERE migration_set = $1 AND version = $2",
-            set, m.version, absl::ToInt64Milliseconds(clock_->Now() - start));
-        tx.commit();
-      }
-      ResetSession(conn);
+      if (auto st = RunStep(**session, m, Direction::kUp); !st.ok()) return st;
       ++applied_count;
     }
   } catch (const std::exception& e) {
@@ -388,13 +400,12 @@ absl::StatusOr<int> Migrator::Down(int steps) {
   if (steps <= 0) return absl::InvalidArgumentError("steps must be at least 1");
   auto session = Session::Open(url_, options_, clock_, [this](auto& l) { Progress(l); });
   if (!session.ok()) return session.status();
-  pqxx::connection& conn = (*session)->conn();
-  const std::string& table = (*session)->table();
-  const std::string& set = options_.set_name;
   int rolled_back = 0;
   try {
-    MigrationReport report = BuildReport(migrations_, ReadApplied(conn, table, set));
+    MigrationReport report =
+        BuildReport(migrations_, ReadApplied((*session)->conn(), (*session)->table(), options_.set_name));
     if (auto st = CheckMigrationReport(report); !st.ok()) return st;
+    // Every target is checked for a down file before anything changes.
     std::vector<const Migration*> targets;
     for (auto it = migrations_.rbegin(); it != migrations_.rend() &&
                                          static_cast<int>(targets.size()) < steps;
@@ -409,47 +420,7 @@ absl::StatusOr<int> Migrator::Down(int steps) {
       targets.push_back(&*it);
     }
     for (const Migration* m : targets) {
-      Progress(absl::StrCat("rolling back ", m->version, "_", m->name));
-      const bool transactional = !absl::StartsWith(m->down_sql, kNoTransactionMarker);
-      if (transactional) {
-        try {
-          pqxx::work tx(conn);
-          tx.exec(LockTimeoutSql(options_.lock_timeout, true));
-          tx.exec(m->down_sql);
-          tx.exec_params("DELETE FROM " + table + " WHERE migration_set = $1 AND version = $2",
-                         set, m->version);
-          tx.commit();
-        } catch (const std::exception& e) {
-          return WithMigration(StatusFromException(e), *m, "rollback failed and was undone");
-        }
-      } else {
-        {
-          pqxx::work tx(conn);
-          tx.exec_params(
-              "UPDATE " + table + " SET dirty = true, error = 'rollback in progress' "
-              "WHERE migration_set = $1 AND version = $2",
-              set, m->version);
-          tx.commit();
-        }
-        try {
-          pqxx::nontransaction tx(conn);
-          tx.exec(LockTimeoutSql(options_.lock_timeout, false));
-          for (const std::string& stmt : SplitSqlStatements(m->down_sql)) tx.exec(stmt);
-        } catch (const std::exception& e) {
-          absl::Status st = StatusFromException(e);
-          pqxx::work tx(conn);
-          tx.exec_params(
-              "UPDATE " + table + " SET error = $3 WHERE migration_set = $1 AND version = $2",
-              set, m->version, absl::StrCat("rollback failed: ", st.message()));
-          tx.commit();
-          return WithMigration(st, *m, "rollback failed part-way and is marked dirty");
-        }
-        pqxx::work tx(conn);
-        tx.exec_params("DELETE FROM " + table + " WHERE migration_set = $1 AND version = $2",
-                       set, m->version);
-        tx.commit();
-      }
-      ResetSession(conn);
+      if (auto st = RunStep(**session, *m, Direction::kDown); !st.ok()) return st;
       ++rolled_back;
     }
   } catch (const std::exception& e) {

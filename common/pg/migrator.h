@@ -1,9 +1,10 @@
 // Migrator: ordered, checksummed SQL migrations for one database, tracked in
 // schema_migrations (one row per applied migration of a named set).
 //
-// One migrator at a time per database and set: a session-level advisory lock taken by polling
-// pg_try_advisory_lock on the migrator's own connection (a blocking wait would deadlock with
-// CREATE INDEX CONCURRENTLY, which waits for every open transaction), held for the whole run.
+// One migrator at a time per database and set (and scope, for a set per schema): a
+// session-level AdvisoryLock on the migrator's own connection, taken by polling (a blocking
+// wait would deadlock with CREATE INDEX CONCURRENTLY, which waits for every open transaction)
+// and held for the whole run.
 // Each migration runs in its own transaction with a lock_timeout, unless its first line is
 // `-- tether:no-transaction`; such a migration is recorded dirty before it starts and clean
 // when it ends, so a failure part-way leaves a dirty row that Status() shows and Repair()
@@ -66,6 +67,9 @@ absl::Status CheckMigrationReport(const MigrationReport& report);
 
 struct MigratorOptions {
   std::string set_name = "default";  // a database may hold several sets
+  // Narrows the lock within the database: migrators of one set in different schemas (schema
+  // tenancy) each take their own lock. Empty: the whole database.
+  std::string lock_scope;
   absl::Duration lock_timeout = absl::Seconds(30);   // per migration statement
   absl::Duration lock_wait = absl::Minutes(10);      // for the migrator lock
   absl::Duration lock_poll = absl::Milliseconds(100);
@@ -101,7 +105,12 @@ class Migrator {
 
  private:
   class Session;
+  enum class Direction { kUp, kDown };
   void Progress(const std::string& line) const;
+  // Runs one migration's up or down SQL and records the outcome — in one transaction, or for a
+  // no-transaction migration statement by statement behind a dirty row — the protocol both
+  // directions share.
+  absl::Status RunStep(Session& session, const Migration& m, Direction direction);
 
   std::string url_;
   std::vector<Migration> migrations_;

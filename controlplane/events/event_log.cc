@@ -4,16 +4,16 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/pg/lock_keys.h"
 
 namespace tether::controlplane {
 
-EventLog::EventLog(common::PgPool* pool) : pool_(pool) {}
+EventLog::EventLog(common::PgPool* pool, common::Clock* clock) : pool_(pool), clock_(clock) {}
 
 void EventLog::Append(pqxx::transaction_base& tx, const std::string& cluster,
                       const std::string& agent, const std::string& kind,
                       const std::string& message) {
-  constexpr int64_t kEventOrderLock = 0x7465746865766e74;  // "tethevnt"
-  tx.exec_params("SELECT pg_advisory_xact_lock($1)", kEventOrderLock);
+  tx.exec_params("SELECT pg_advisory_xact_lock($1)", common::kEventOrderLock);
   tx.exec_params("INSERT INTO events (cluster, agent, kind, message) VALUES ($1, $2, $3, $4)",
                  cluster, agent, kind, message);
 }
@@ -67,7 +67,7 @@ absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const std::string& cluste
 absl::StatusOr<std::vector<v1::Event>> EventLog::WaitForNew(
     const std::string& cluster, int64_t after_id, absl::Duration max_wait,
     const std::function<bool()>& cancelled) {
-  const absl::Time deadline = absl::Now() + max_wait;
+  const absl::Time deadline = clock_->Now() + max_wait;
   for (;;) {
     uint64_t seen;
     {
@@ -76,11 +76,11 @@ absl::StatusOr<std::vector<v1::Event>> EventLog::WaitForNew(
     }
     auto events = Fetch(cluster, after_id, 1000, /*newest=*/false);
     if (!events.ok() || !events->empty()) return events;
-    if (cancelled() || absl::Now() >= deadline) return events;
+    if (cancelled() || clock_->Now() >= deadline) return events;
+    // Woken by an append here, or after a second to look for other replicas' appends.
     absl::MutexLock lock(&mu_);
     auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return appended_ != seen; };
-    mu_.AwaitWithDeadline(absl::Condition(&changed),
-                          std::min(deadline, absl::Now() + absl::Seconds(1)));
+    mu_.AwaitWithTimeout(absl::Condition(&changed), absl::Seconds(1));
   }
 }
 

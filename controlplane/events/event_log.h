@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/clock.h"
 #include "common/pg/pool.h"
 #include "tether/v1/types.pb.h"
 
@@ -21,7 +22,7 @@ namespace tether::controlplane {
 
 class EventLog {
  public:
-  explicit EventLog(common::PgPool* pool);
+  EventLog(common::PgPool* pool, common::Clock* clock);
 
   // Adds an event inside the caller's transaction; call Notify() after the commit.
   // Appends take a transaction-level lock so that event ids become visible in id order (a
@@ -53,6 +54,7 @@ class EventLog {
                                                int limit, bool newest);
 
   common::PgPool* pool_;
+  common::Clock* clock_;
   absl::Mutex mu_;
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every Notify
 };

@@ -157,7 +157,7 @@ TEST(AgentConfigTest, DefaultsNameFromHostnameAndInstanceFromName) {
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_FALSE(c.name.empty());
   EXPECT_EQ(c.lxd_instance, c.name);
-  EXPECT_EQ(c.provisioner, "local");
+  EXPECT_EQ(c.provisioner, agent::ProvisionerKind::kLocal);
 }
 
 TEST(AgentConfigTest, EnvironmentFillsWhatFlagsLeaveAndDurationsParse) {
@@ -220,7 +220,7 @@ TEST(AgentConfigTest, DatabaseUrlMeansExternalAndLxdUrlNeedsCertificates) {
   ::unsetenv("DATABASE_URL");
   auto [c, st] = Agent({"--name", "a", "--database-url", "postgresql://x/y"});
   ASSERT_TRUE(st.ok()) << st;
-  EXPECT_EQ(c.provisioner, "external");
+  EXPECT_EQ(c.provisioner, agent::ProvisionerKind::kExternal);
   EXPECT_EQ(Agent({"--name", "a", "--provisioner", "external"}).second.code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Agent({"--name", "a", "--provisioner", "lxd", "--lxd-url", "https://h:8443"}).second.code(),

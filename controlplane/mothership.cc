@@ -31,8 +31,10 @@ absl::Status Mothership::StartServer() {
   if (!creds.ok()) return creds.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  agent_service_ = MakeAgentService(&backend_);
-  control_service_ = MakeControlService(&backend_);
+  agent_deps_.lifecycle = &lifecycle_;
+  control_deps_.lifecycle = &lifecycle_;
+  agent_service_ = MakeAgentService(&agent_deps_);
+  control_service_ = MakeControlService(&control_deps_);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.listen, *creds, &port_);
   builder.RegisterService(agent_service_.get());
@@ -122,9 +124,9 @@ absl::Status Mothership::Start() {
   if (auto st = MigrateMothershipSchema(database_url_, clock_); !st.ok()) return st;
 
   pool_ = std::make_unique<common::PgPool>(database_url_, 16);
-  events_ = std::make_unique<EventLog>(pool_.get(), clock_);
-  streams_ = std::make_unique<StreamRegistry>();
-  agents_ = std::make_unique<AgentRegistry>(pool_.get(), events_.get(), streams_.get(), clock_,
+  events_ = std::make_unique<EventLog>(pool_.get(), clock_, &bus_);
+  streams_ = std::make_unique<StreamRegistry>(&bus_);
+  agents_ = std::make_unique<AgentRegistry>(pool_.get(), events_.get(), &bus_, streams_.get(), clock_,
                                             config_.heartbeat_ttl);
   tokens_ = std::make_unique<TokenStore>(pool_.get(), events_.get(), clock_);
 
@@ -140,13 +142,16 @@ absl::Status Mothership::Start() {
                  "dir made it)", token_file);
   }
 
-  backend_.agents = agents_.get();
-  backend_.tokens = tokens_.get();
-  backend_.events = events_.get();
-  backend_.streams = streams_.get();
+  session_backend_ = std::make_unique<RegistrySessionBackend>(agents_.get());
   blocking_ = std::make_unique<common::WorkPool>(4);
-  backend_.blocking = blocking_.get();
-  backend_.ready.store(true);
+  agent_deps_.agents = agents_.get();
+  agent_deps_.streams = streams_.get();
+  agent_deps_.sessions = session_backend_.get();
+  agent_deps_.blocking = blocking_.get();
+  control_deps_.agents = agents_.get();
+  control_deps_.tokens = tokens_.get();
+  control_deps_.events = events_.get();
+  lifecycle_.ready.store(true);
   server_->GetHealthCheckService()->SetServingStatus(true);
   housekeeping_ = std::thread([this] { Housekeeping(); });
 
@@ -189,7 +194,7 @@ void Mothership::Shutdown() {
   RequestStop();
   if (shut_down_) return;
   shut_down_ = true;
-  backend_.stopping.store(true);
+  lifecycle_.stopping.store(true);
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

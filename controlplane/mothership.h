@@ -19,7 +19,9 @@
 #include "common/process.h"
 #include "common/random.h"
 #include "controlplane/config.h"
+#include "controlplane/agents/session_backend.h"
 #include "controlplane/api/services.h"
+#include "controlplane/fanout/change_bus.h"
 
 namespace tether::controlplane {
 
@@ -55,7 +57,10 @@ class Mothership {
   absl::Mutex stop_mu_;
   absl::Notification stop_;
   bool shut_down_ = false;
-  Backend backend_;
+  Lifecycle lifecycle_;
+  AgentServiceDeps agent_deps_;
+  ControlServiceDeps control_deps_;
+  InProcessChangeBus bus_;
   std::unique_ptr<grpc::Service> agent_service_;
   std::unique_ptr<grpc::Service> control_service_;
   std::unique_ptr<grpc::Server> server_;
@@ -67,6 +72,7 @@ class Mothership {
   std::unique_ptr<StreamRegistry> streams_;
   std::unique_ptr<AgentRegistry> agents_;
   std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<RegistrySessionBackend> session_backend_;
   std::unique_ptr<common::WorkPool> blocking_;
   std::thread housekeeping_;
 };

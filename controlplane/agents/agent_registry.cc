@@ -67,9 +67,15 @@ v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
 
 }  // namespace
 
-AgentRegistry::AgentRegistry(common::PgPool* pool, EventLog* events, StreamRegistry* streams,
-                             common::Clock* clock, absl::Duration heartbeat_ttl)
-    : pool_(pool), events_(events), streams_(streams), clock_(clock), heartbeat_ttl_(heartbeat_ttl) {}
+AgentRegistry::AgentRegistry(common::PgPool* pool, EventLog* events, ChangeBus* bus,
+                             StreamRegistry* streams, common::Clock* clock,
+                             absl::Duration heartbeat_ttl)
+    : pool_(pool),
+      events_(events),
+      bus_(bus),
+      streams_(streams),
+      clock_(clock),
+      heartbeat_ttl_(heartbeat_ttl) {}
 
 absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& request) {
   if (request.bootstrap_token.empty()) {
@@ -170,9 +176,8 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
   if (!registration.ok()) return registration.status();
   events_->Notify();
   if (kind == Kind::kReregistered) {
-    streams_->Supersede(registration->agent_id, registration->incarnation,
-                        absl::UnauthenticatedError(absl::StrCat(
-                            "agent re-registered as incarnation ", registration->incarnation)));
+    bus_->Publish({Change::Kind::kIncarnation, registration->cluster, registration->agent_id,
+                   registration->incarnation});
   }
   spdlog::info("agent registered name={} id={} cluster={} incarnation={}{}", request.name,
                registration->agent_id, registration->cluster, registration->incarnation,
@@ -328,8 +333,7 @@ absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {
     absl::MutexLock lock(&mu_);
     pending_.erase(deleted->id());
   }
-  streams_->Close(deleted->id(), absl::UnauthenticatedError(
-                                     absl::StrCat("agent \"", name, "\" was deleted")));
+  bus_->Publish({Change::Kind::kAgentDeleted, deleted->cluster(), deleted->id(), 0});
   spdlog::info("agent deleted name={} id={}", name, deleted->id());
   return deleted;
 }

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/pg/pool.h"
 #include "controlplane/events/event_log.h"
+#include "controlplane/fanout/change_bus.h"
 #include "controlplane/agents/stream_registry.h"
 #include "tether/v1/types.pb.h"
 
@@ -46,7 +47,9 @@ struct AgentIdentity {
 
 class AgentRegistry {
  public:
-  AgentRegistry(common::PgPool* pool, EventLog* events, StreamRegistry* streams,
+  // Publishes re-registrations and deletions on `bus`; asks `streams` whether a name's agent
+  // is connected.
+  AgentRegistry(common::PgPool* pool, EventLog* events, ChangeBus* bus, StreamRegistry* streams,
                 common::Clock* clock, absl::Duration heartbeat_ttl);
 
   // Registers a new agent or re-registers one under the same name: keeps its id, bumps its
@@ -89,6 +92,7 @@ class AgentRegistry {
 
   common::PgPool* pool_;
   EventLog* events_;
+  ChangeBus* bus_;
   StreamRegistry* streams_;
   common::Clock* clock_;
   const absl::Duration heartbeat_ttl_;

@@ -1,15 +1,19 @@
-// StreamRegistry: the agents' Connect streams open on this replica, so a re-registration, a
-// delete or a newer stream can close the old one. Thread-safe; Close() on a stream is called
-// with the registry's lock held, so a stream must not call back into the registry from Close().
+// StreamRegistry: the agents' Connect streams open on this replica, by agent, so that a
+// re-registration, a delete or a newer stream can close the old one, and a new revision
+// reaches every stream of its cluster. It subscribes to the ChangeBus for those changes.
+// Thread-safe. AgentStream::Close() is called with the registry's lock held, so a stream must
+// not call back into the registry from Close(); OnRevision() is called without it.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "controlplane/fanout/change_bus.h"
 
 namespace tether::controlplane {
 
@@ -18,14 +22,22 @@ class AgentStream {
   virtual ~AgentStream() = default;
   // Ends the stream with `status`; idempotent.
   virtual void Close(const absl::Status& status) = 0;
+  // The agent's cluster has a new spec revision.
+  virtual void OnRevision(int64_t revision) = 0;
 };
 
 class StreamRegistry {
  public:
-  // Records `stream` (of the agent's `incarnation`) as the agent's stream, closing the one it
-  // replaces. Returns a handle for Remove(), or 0 when the stream is of an incarnation older
-  // than one already seen here: then it is not recorded and the caller must end it.
-  uint64_t Add(const std::string& agent_id, int64_t incarnation, AgentStream* stream);
+  // Subscribes to `bus` (may be null: then nothing arrives from it) until destroyed.
+  explicit StreamRegistry(ChangeBus* bus = nullptr);
+  ~StreamRegistry();
+
+  // Records `stream` (of the agent's `incarnation`, in `cluster`) as the agent's stream,
+  // closing the one it replaces. Returns a handle for Remove(), or 0 when the stream is of an
+  // incarnation older than one already seen here: then it is not recorded and the caller must
+  // end it.
+  uint64_t Add(const std::string& agent_id, int64_t incarnation, const std::string& cluster,
+               std::shared_ptr<AgentStream> stream);
   // A new incarnation exists (the agent re-registered): closes streams of older ones and
   // refuses them from now on.
   void Supersede(const std::string& agent_id, int64_t incarnation, const absl::Status& status);
@@ -33,15 +45,22 @@ class StreamRegistry {
   void Remove(const std::string& agent_id, uint64_t handle);
   // Closes the agent's stream, if it has one here.
   void Close(const std::string& agent_id, const absl::Status& status);
+  // Tells every stream of `cluster` about `revision`.
+  void NotifyRevision(const std::string& cluster, int64_t revision);
   bool IsConnected(const std::string& agent_id);
   int size();
 
  private:
+  void OnChange(const Change& change);
+
   struct Entry {
     uint64_t handle;
     int64_t incarnation;
-    AgentStream* stream;
+    std::string cluster;
+    std::shared_ptr<AgentStream> stream;
   };
+  ChangeBus* bus_;
+  uint64_t subscription_ = 0;
   absl::Mutex mu_;
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, Entry> streams_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,6 @@
 // AgentService adapter: Register (synchronous: one short transaction) and Connect (a callback
-// reactor per agent stream, so twenty thousand idle streams cost no threads).
+// reactor per agent stream, so twenty thousand idle streams cost no threads; the protocol
+// itself is controlplane/agents/session).
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc/status.h"
+#include "controlplane/agents/session.h"
 #include "controlplane/api/services.h"
 #include "tether/v1/agent_service.grpc.pb.h"
 
@@ -34,165 +36,164 @@ std::string BearerToken(const grpc::ServerContextBase* context) {
   return "";
 }
 
-// One agent's Connect stream. Owned by gRPC; deletes itself in OnDone. Reads run one at a time
-// on gRPC's threads; writes are queued under mu_ and may be enqueued from any thread.
+// One agent's Connect stream, as transport only: it authenticates the stream, hands every
+// message to an AgentSession (on the blocking pool, one at a time) and writes what the session
+// sends. Owned by gRPC until OnDone; deleted by whichever comes last of OnDone and the end of a
+// pool job that touches it (jobs_ counts those), so no thread ever uses a deleted reactor.
+// All state is under mu_; gRPC calls (StartRead, StartWrite, Finish) are made with it held,
+// which gRPC allows, and OnDone takes it before deciding to delete.
 class ConnectReactor final
     : public grpc::ServerBidiReactor<v1::AgentMessage, v1::MothershipMessage>,
-      public AgentStream {
+      public SessionOutbox {
  public:
-  ConnectReactor(Backend* backend, grpc::CallbackServerContext* context)
-      : backend_(backend), context_(context) {
-    if (!backend_->ready.load()) {
+  ConnectReactor(const AgentServiceDeps* deps, grpc::CallbackServerContext* context)
+      : deps_(deps), context_(context) {
+    if (!deps_->lifecycle->ready.load()) {
       Finish(ToGrpcStatus(kStarting));
       return;
     }
-    // Checking the credential reads the database: do it on the blocking pool. The reactor lives
-    // until OnDone, which cannot come before the Finish that either branch below leads to.
-    backend_->blocking->Submit([this, agent_id = MetadataValue(context, "x-tether-agent-id"),
-                                credential = BearerToken(context)] {
-      // This thread is not one of gRPC's reactions, so nothing keeps the reactor alive once it
-      // has called Finish or started a read: that call must be the last thing it does here,
-      // and no lock of ours may be held across it. Until then nothing else can touch the
-      // reactor: it is in no registry and has no read or write in flight.
-      auto identity = backend_->agents->Authenticate(agent_id, credential);
-      if (!identity.ok()) {
-        {
-          absl::MutexLock lock(&mu_);
-          finished_ = true;
+    // Checking the credential reads the database: do it on the blocking pool.
+    jobs_ = 1;
+    deps_->blocking->Submit([this, agent_id = MetadataValue(context, "x-tether-agent-id"),
+                             credential = BearerToken(context)] {
+      auto identity = deps_->agents->Authenticate(agent_id, credential);
+      bool last;
+      {
+        absl::MutexLock lock(&mu_);
+        if (identity.ok()) {
+          session_ = std::make_shared<AgentSession>(*std::move(identity), deps_->sessions,
+                                                    deps_->streams, this);
+          if (!closing_) StartRead(&in_);
+        } else {
+          CloseLocked(identity.status());
         }
-        Finish(ToGrpcStatus(identity.status()));
-        return;
+        last = EndJobLocked();
       }
-      identity_ = *std::move(identity);
-      StartRead(&in_);
+      if (last) delete this;
     });
   }
 
-  // Called from reactions (OnReadDone) or by StreamRegistry with its lock held; either way
-  // OnDone, which deletes the reactor, cannot run until the caller is done with it (reactions
-  // complete before OnDone, and OnDone takes the registry's lock to remove the stream).
+  // SessionOutbox: from the session, under its lock, on any thread.
+  void Send(std::shared_ptr<const v1::MothershipMessage> message) override {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return;
+    out_.push_back(std::move(message));
+    if (!writing_) WriteNextLocked();
+  }
+
   void Close(const absl::Status& status) override {
     absl::MutexLock lock(&mu_);
-    if (finished_) return;
-    finished_ = true;
-    if (writing_) {
-      // Finish waits for the write; cancelling unblocks a write stuck on flow control.
-      finish_after_write_ = ToGrpcStatus(status);
-      context_->TryCancel();
-    } else {
-      Finish(ToGrpcStatus(status));
-    }
+    CloseLocked(status);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the agent half-closed or the stream broke
-      Close(absl::OkStatus());
-      return;
-    }
-    absl::Status st = Handle(in_);
-    if (!st.ok()) {
-      Close(st);
-      return;
-    }
     absl::MutexLock lock(&mu_);
-    if (!finished_) StartRead(&in_);
+    if (!ok) {  // the agent half-closed or the stream broke
+      CloseLocked(absl::OkStatus());
+      return;
+    }
+    if (closing_) return;
+    ++jobs_;
+    deps_->blocking->Submit([this, message = in_] {
+      // The session runs outside our lock: it calls Send/Close, which take it. session_ was
+      // set before the first read and never changes.
+      absl::Status st = SessionForJob()->OnMessage(message);
+      bool last;
+      {
+        absl::MutexLock lock(&mu_);
+        if (!st.ok()) CloseLocked(st);
+        if (!closing_) StartRead(&in_);
+        last = EndJobLocked();
+      }
+      if (last) delete this;
+    });
   }
 
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!out_.empty()) out_.pop_front();
-    if (finish_after_write_.has_value()) {
-      Finish(*finish_after_write_);
-      finish_after_write_.reset();
+    if (!ok) {
+      CloseLocked(absl::UnavailableError("write failed"));
       return;
     }
-    if (!ok || finished_) return;
+    if (closing_) {
+      MaybeFinishLocked();
+      return;
+    }
     WriteNextLocked();
   }
 
   void OnDone() override {
-    if (handle_ != 0) {
-      backend_->streams->Remove(identity_.id, handle_);
-      spdlog::info("agent stream closed name={} id={}", identity_.name, identity_.id);
+    std::shared_ptr<AgentSession> session;
+    {
+      absl::MutexLock lock(&mu_);
+      session = session_;
     }
-    delete this;
+    // Before anything can be deleted: no registry or bus call may reach us after this.
+    if (session != nullptr) session->Detach();
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      last = jobs_ == 0;
+    }
+    if (last) delete this;
   }
 
  private:
-  absl::Status Handle(const v1::AgentMessage& msg) {
-    if (handle_ == 0 && !msg.has_hello()) {
-      return absl::FailedPreconditionError("the first message on a stream must be Hello");
-    }
-    switch (msg.kind_case()) {
-      case v1::AgentMessage::kHello: {
-        const v1::Hello& hello = msg.hello();
-        if (hello.agent_id() != identity_.id || hello.incarnation() != identity_.incarnation) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "Hello is for agent ", hello.agent_id(), " incarnation ", hello.incarnation(),
-              ", but the credential is of incarnation ", identity_.incarnation));
-        }
-        backend_->agents->RecordSeen(identity_, hello.status(), hello.applied_revision());
-        if (handle_ == 0) {
-          handle_ = backend_->streams->Add(identity_.id, identity_.incarnation, this);
-          if (handle_ == 0) {
-            return absl::UnauthenticatedError(absl::StrCat(
-                "incarnation ", identity_.incarnation, " was superseded by a newer registration"));
-          }
-          spdlog::info("agent connected name={} id={} incarnation={}", identity_.name,
-                       identity_.id, identity_.incarnation);
-        }
-        v1::MothershipMessage welcome;
-        welcome.mutable_welcome()->set_agent_id(identity_.id);
-        welcome.mutable_welcome()->set_incarnation(identity_.incarnation);
-        *welcome.mutable_welcome()->mutable_heartbeat_ttl() =
-            google::protobuf::util::TimeUtil::MillisecondsToDuration(
-                absl::ToInt64Milliseconds(backend_->agents->heartbeat_ttl()));
-        Send(std::move(welcome));
-        return absl::OkStatus();
-      }
-      case v1::AgentMessage::kHeartbeat:
-        backend_->agents->RecordSeen(identity_, msg.heartbeat().health(), std::nullopt);
-        return absl::OkStatus();
-      default:
-        // Acks, nacks and command updates are handled once desired state and commands exist.
-        return absl::OkStatus();
-    }
+  void CloseLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (closing_) return;
+    closing_ = true;
+    final_ = ToGrpcStatus(status);
+    // Cancelling unblocks a write stuck on flow control; Finish follows its OnWriteDone.
+    if (writing_) context_->TryCancel();
+    MaybeFinishLocked();
   }
 
-  void Send(v1::MothershipMessage msg) {
-    absl::MutexLock lock(&mu_);
-    if (finished_) return;
-    out_.push_back(std::move(msg));
-    if (!writing_) WriteNextLocked();
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!closing_ || writing_ || finished_) return;
+    finished_ = true;
+    Finish(final_);
   }
+
+  // Ends a pool job. True when gRPC is done with the reactor and no other job runs: the
+  // caller deletes it then, after releasing mu_, as its very last act.
+  bool EndJobLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    --jobs_;
+    return done_ && jobs_ == 0;
+  }
+
+  AgentSession* SessionForJob() ABSL_NO_THREAD_SAFETY_ANALYSIS { return session_.get(); }
 
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (out_.empty()) return;
     writing_ = true;
-    StartWrite(&out_.front());
+    StartWrite(out_.front().get());
   }
 
-  Backend* backend_;
+  const AgentServiceDeps* deps_;
   grpc::CallbackServerContext* context_;
-  AgentIdentity identity_;
-  uint64_t handle_ = 0;  // set once Hello registered the stream
   v1::AgentMessage in_;
   absl::Mutex mu_;
-  std::deque<v1::MothershipMessage> out_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<AgentSession> session_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<const v1::MothershipMessage>> out_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<grpc::Status> finish_after_write_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  int jobs_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::Status final_ ABSL_GUARDED_BY(mu_);
 };
 
 class AgentServiceImpl final
     : public v1::AgentService::WithCallbackMethod_Connect<v1::AgentService::Service> {
  public:
-  explicit AgentServiceImpl(Backend* backend) : backend_(backend) {}
+  explicit AgentServiceImpl(const AgentServiceDeps* deps) : deps_(deps) {}
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterResponse* response) override {
-    if (!backend_->ready.load()) return ToGrpcStatus(kStarting);
+    if (!deps_->lifecycle->ready.load()) return ToGrpcStatus(kStarting);
     RegistrationRequest req;
     req.bootstrap_token = request->bootstrap_token();
     req.name = request->name();
@@ -200,7 +201,7 @@ class AgentServiceImpl final
     req.mode = request->mode();
     req.version = request->version();
     req.registration_id = request->registration_id();
-    auto registration = backend_->agents->Register(req);
+    auto registration = deps_->agents->Register(req);
     if (!registration.ok()) {
       spdlog::warn("registration refused name={} peer={} reason=\"{}\"", request->name(),
                    context->peer(), registration.status().message());
@@ -215,17 +216,17 @@ class AgentServiceImpl final
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::MothershipMessage>* Connect(
       grpc::CallbackServerContext* context) override {
-    return new ConnectReactor(backend_, context);
+    return new ConnectReactor(deps_, context);
   }
 
  private:
-  Backend* backend_;
+  const AgentServiceDeps* deps_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeAgentService(Backend* backend) {
-  return std::make_unique<AgentServiceImpl>(backend);
+std::unique_ptr<grpc::Service> MakeAgentService(const AgentServiceDeps* deps) {
+  return std::make_unique<AgentServiceImpl>(deps);
 }
 
 }  // namespace tether::controlplane

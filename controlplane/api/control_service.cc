@@ -16,7 +16,7 @@ using common::ToGrpcStatus;
 
 class ControlServiceImpl final : public v1::ControlService::Service {
  public:
-  explicit ControlServiceImpl(Backend* backend) : backend_(backend) {}
+  explicit ControlServiceImpl(const ControlServiceDeps* deps) : deps_(deps) {}
 
   grpc::Status CreateBootstrapToken(grpc::ServerContext* context,
                                     const v1::CreateBootstrapTokenRequest* request,
@@ -25,7 +25,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) +
                                absl::Nanoseconds(request->ttl().nanos());
     const std::vector<std::string> names(request->names().begin(), request->names().end());
-    auto created = backend_->tokens->CreateBootstrap(request->cluster(), ttl, request->uses(),
+    auto created = deps_->tokens->CreateBootstrap(request->cluster(), ttl, request->uses(),
                                                      request->description(), names);
     if (!created.ok()) return ToGrpcStatus(created.status());
     *response->mutable_token() = created->token;
@@ -37,7 +37,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
                                    const v1::ListBootstrapTokensRequest*,
                                    v1::ListBootstrapTokensResponse* response) override {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
-    auto tokens = backend_->tokens->ListBootstrap();
+    auto tokens = deps_->tokens->ListBootstrap();
     if (!tokens.ok()) return ToGrpcStatus(tokens.status());
     for (auto& t : *tokens) *response->add_tokens() = std::move(t);
     return grpc::Status::OK;
@@ -47,7 +47,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
                                     const v1::RevokeBootstrapTokenRequest* request,
                                     v1::BootstrapToken* response) override {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
-    auto token = backend_->tokens->RevokeBootstrap(request->id());
+    auto token = deps_->tokens->RevokeBootstrap(request->id());
     if (!token.ok()) return ToGrpcStatus(token.status());
     *response = *std::move(token);
     return grpc::Status::OK;
@@ -56,7 +56,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
   grpc::Status ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest* request,
                           v1::ListAgentsResponse* response) override {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
-    auto agents = backend_->agents->List(request->cluster());
+    auto agents = deps_->agents->List(request->cluster());
     if (!agents.ok()) return ToGrpcStatus(agents.status());
     for (auto& a : *agents) *response->add_agents() = std::move(a);
     return grpc::Status::OK;
@@ -65,7 +65,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
   grpc::Status GetAgent(grpc::ServerContext* context, const v1::GetAgentRequest* request,
                         v1::Agent* response) override {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
-    auto agent = backend_->agents->Get(request->name());
+    auto agent = deps_->agents->Get(request->name());
     if (!agent.ok()) return ToGrpcStatus(agent.status());
     *response = *std::move(agent);
     return grpc::Status::OK;
@@ -74,7 +74,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
   grpc::Status DeleteAgent(grpc::ServerContext* context, const v1::DeleteAgentRequest* request,
                            v1::DeleteAgentResponse* response) override {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
-    auto agent = backend_->agents->Delete(request->name());
+    auto agent = deps_->agents->Delete(request->name());
     if (!agent.ok()) return ToGrpcStatus(agent.status());
     *response->mutable_agent() = *std::move(agent);
     return grpc::Status::OK;
@@ -84,7 +84,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
                           v1::ListEventsResponse* response) override {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
     auto events =
-        backend_->events->List(request->cluster(), request->after_id(), request->limit());
+        deps_->events->List(request->cluster(), request->after_id(), request->limit());
     if (!events.ok()) return ToGrpcStatus(events.status());
     for (auto& e : *events) *response->add_events() = std::move(e);
     return grpc::Status::OK;
@@ -94,10 +94,10 @@ class ControlServiceImpl final : public v1::ControlService::Service {
                            grpc::ServerWriter<v1::Event>* writer) override {
     if (auto st = Authorize(context); !st.ok()) return ToGrpcStatus(st);
     int64_t after = request->after_id();
-    auto done = [&] { return context->IsCancelled() || backend_->stopping.load(); };
+    auto done = [&] { return context->IsCancelled() || deps_->lifecycle->stopping.load(); };
     while (!done()) {
       auto events =
-          backend_->events->WaitForNew(request->cluster(), after, absl::Seconds(30), done);
+          deps_->events->WaitForNew(request->cluster(), after, absl::Seconds(30), done);
       if (!events.ok()) return ToGrpcStatus(events.status());
       for (const auto& e : *events) {
         if (!writer->Write(e)) return grpc::Status::OK;  // the client went away
@@ -109,7 +109,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
 
  private:
   absl::Status Authorize(grpc::ServerContext* context) {
-    if (!backend_->ready.load()) {
+    if (!deps_->lifecycle->ready.load()) {
       return absl::UnavailableError("mothership is starting; retry shortly");
     }
     const auto& md = context->client_metadata();
@@ -126,16 +126,16 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     if (absl::StartsWith(token, kAgentCredentialPrefix)) {
       return absl::PermissionDeniedError("agent credentials cannot call ControlService");
     }
-    return backend_->tokens->VerifyOperator(token);
+    return deps_->tokens->VerifyOperator(token);
   }
 
-  Backend* backend_;
+  const ControlServiceDeps* deps_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeControlService(Backend* backend) {
-  return std::make_unique<ControlServiceImpl>(backend);
+std::unique_ptr<grpc::Service> MakeControlService(const ControlServiceDeps* deps) {
+  return std::make_unique<ControlServiceImpl>(deps);
 }
 
 }  // namespace tether::controlplane

@@ -1,7 +1,7 @@
 // The gRPC face of the mothership: AgentService and ControlService adapters that translate
-// proto ↔ domain calls and absl::Status ↔ grpc::Status, and nothing more. Until the database is
-// ready (lite mode provisions it after the server is already up) every call answers
-// UNAVAILABLE "mothership is starting".
+// proto ↔ domain calls and absl::Status ↔ grpc::Status, and nothing more. Each service gets
+// the parts it uses in a struct of its own. Until the database is ready (lite mode provisions
+// it after the server is already up) every call answers UNAVAILABLE "mothership is starting".
 #pragma once
 
 #include <atomic>
@@ -11,24 +11,38 @@
 
 #include "common/work_pool.h"
 #include "controlplane/agents/agent_registry.h"
-#include "controlplane/events/event_log.h"
+#include "controlplane/agents/session.h"
 #include "controlplane/agents/stream_registry.h"
+#include "controlplane/events/event_log.h"
 #include "controlplane/tokens/token_store.h"
 
 namespace tether::controlplane {
 
-struct Backend {
-  AgentRegistry* agents = nullptr;
-  TokenStore* tokens = nullptr;
-  EventLog* events = nullptr;
-  StreamRegistry* streams = nullptr;
-  // Runs the database work of stream set-up off gRPC's callback threads.
-  common::WorkPool* blocking = nullptr;
+// Set by the mothership as it starts and stops; read by every call.
+struct Lifecycle {
   std::atomic<bool> ready{false};
   std::atomic<bool> stopping{false};
 };
 
-std::unique_ptr<grpc::Service> MakeAgentService(Backend* backend);
-std::unique_ptr<grpc::Service> MakeControlService(Backend* backend);
+struct AgentServiceDeps {
+  const Lifecycle* lifecycle = nullptr;
+  AgentRegistry* agents = nullptr;
+  StreamRegistry* streams = nullptr;
+  AgentSessionBackend* sessions = nullptr;
+  // Runs the database work of streams (credential checks, acks) off gRPC's callback threads.
+  common::WorkPool* blocking = nullptr;
+};
+
+struct ControlServiceDeps {
+  const Lifecycle* lifecycle = nullptr;
+  AgentRegistry* agents = nullptr;
+  TokenStore* tokens = nullptr;
+  EventLog* events = nullptr;
+};
+
+// The deps are filled in before `lifecycle->ready` turns true and stay valid until the server
+// has shut down.
+std::unique_ptr<grpc::Service> MakeAgentService(const AgentServiceDeps* deps);
+std::unique_ptr<grpc::Service> MakeControlService(const ControlServiceDeps* deps);
 
 }  // namespace tether::controlplane

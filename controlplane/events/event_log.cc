@@ -8,7 +8,16 @@
 
 namespace tether::controlplane {
 
-EventLog::EventLog(common::PgPool* pool, common::Clock* clock) : pool_(pool), clock_(clock) {}
+EventLog::EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus)
+    : pool_(pool), clock_(clock), bus_(bus) {
+  subscription_ = bus_->Subscribe([this](const Change& change) {
+    if (change.kind != Change::Kind::kEvent) return;
+    absl::MutexLock lock(&mu_);
+    ++appended_;
+  });
+}
+
+EventLog::~EventLog() { bus_->Unsubscribe(subscription_); }
 
 void EventLog::Append(pqxx::transaction_base& tx, const std::string& cluster,
                       const std::string& agent, const std::string& kind,
@@ -30,10 +39,7 @@ absl::Status EventLog::Append(const std::string& cluster, const std::string& age
   return st;
 }
 
-void EventLog::Notify() {
-  absl::MutexLock lock(&mu_);
-  ++appended_;
-}
+void EventLog::Notify() { bus_->Publish({Change::Kind::kEvent, "", "", 0}); }
 
 absl::StatusOr<std::vector<v1::Event>> EventLog::List(const std::string& cluster,
                                                       int64_t after_id, int limit) {

@@ -1,7 +1,7 @@
 // EventLog: the append-only log of what happened (registrations, losses, tokens), stored in
 // the events table, listed by id and followed live. Thread-safe.
-// Followers are woken in-process when this replica appends, and poll the table every second so
-// they also see what other replicas wrote.
+// Followers are woken through the ChangeBus when an append is published, and look at the table
+// every second anyway.
 #pragma once
 
 #include <pqxx/pqxx>
@@ -16,13 +16,17 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/pg/pool.h"
+#include "controlplane/fanout/change_bus.h"
 #include "tether/v1/types.pb.h"
 
 namespace tether::controlplane {
 
 class EventLog {
  public:
-  EventLog(common::PgPool* pool, common::Clock* clock);
+  // Publishes appends on `bus` and wakes its followers on the appends `bus` reports (this
+  // replica's, and with replicas every other's).
+  EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus);
+  ~EventLog();
 
   // Adds an event inside the caller's transaction; call Notify() after the commit.
   // Appends take a transaction-level lock so that event ids become visible in id order (a
@@ -55,6 +59,8 @@ class EventLog {
 
   common::PgPool* pool_;
   common::Clock* clock_;
+  ChangeBus* bus_;
+  uint64_t subscription_ = 0;
   absl::Mutex mu_;
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every Notify
 };

@@ -1,0 +1,129 @@
+// AgentSession: handshake, heartbeats, revisions, acks.
+#include "controlplane/agents/session.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace tether::controlplane {
+
+AgentSession::AgentSession(AgentIdentity identity, AgentSessionBackend* backend,
+                           StreamRegistry* streams, SessionOutbox* outbox)
+    : identity_(std::move(identity)), backend_(backend), streams_(streams), outbox_(outbox) {}
+
+AgentSession::~AgentSession() = default;
+
+void AgentSession::Detach() {
+  uint64_t handle = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    outbox_ = nullptr;
+    handle = handle_;
+    handle_ = 0;
+  }
+  if (handle != 0) {
+    streams_->Remove(identity_.id, handle);
+    spdlog::info("agent stream closed name={} id={}", identity_.name, identity_.id);
+  }
+}
+
+void AgentSession::Close(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (outbox_ != nullptr) outbox_->Close(status);
+}
+
+void AgentSession::SendLocked(std::shared_ptr<const v1::MothershipMessage> message) {
+  if (outbox_ != nullptr) outbox_->Send(std::move(message));
+}
+
+void AgentSession::SendLatestLocked() {
+  auto latest = backend_->LatestDesiredState(identity_.cluster);
+  if (!latest.ok()) {
+    // The agent is told on its next connect, or with the next revision.
+    spdlog::warn("cannot read the desired state cluster={} reason=\"{}\"", identity_.cluster,
+                 latest.status().message());
+    return;
+  }
+  if (*latest == nullptr) return;  // no spec yet
+  const int64_t revision = (*latest)->desired_state().revision();
+  if (revision == agent_revision_ || revision <= sent_revision_) return;
+  sent_revision_ = revision;
+  SendLocked(*std::move(latest));
+}
+
+void AgentSession::OnRevision(int64_t revision) {
+  absl::MutexLock lock(&mu_);
+  if (handle_ == 0 || revision <= sent_revision_) return;
+  SendLatestLocked();
+}
+
+absl::Status AgentSession::OnHello(const v1::Hello& hello) {
+  if (hello.agent_id() != identity_.id || hello.incarnation() != identity_.incarnation) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Hello is for agent ", hello.agent_id(), " incarnation ", hello.incarnation(),
+        ", but the credential is of incarnation ", identity_.incarnation));
+  }
+  backend_->RecordSeen(identity_, hello.status(), hello.applied_revision());
+  agent_revision_ = hello.applied_revision();
+  if (handle_ == 0) {
+    handle_ = streams_->Add(identity_.id, identity_.incarnation, identity_.cluster,
+                            shared_from_this());
+    if (handle_ == 0) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          "incarnation ", identity_.incarnation, " was superseded by a newer registration"));
+    }
+    spdlog::info("agent connected name={} id={} incarnation={}", identity_.name, identity_.id,
+                 identity_.incarnation);
+  }
+  auto welcome = std::make_shared<v1::MothershipMessage>();
+  welcome->mutable_welcome()->set_agent_id(identity_.id);
+  welcome->mutable_welcome()->set_incarnation(identity_.incarnation);
+  *welcome->mutable_welcome()->mutable_heartbeat_ttl() =
+      google::protobuf::util::TimeUtil::MillisecondsToDuration(
+          absl::ToInt64Milliseconds(backend_->heartbeat_ttl()));
+  SendLocked(std::move(welcome));
+  // A repeated Hello asks again: the agent may have lost what it was sent.
+  sent_revision_ = 0;
+  SendLatestLocked();
+  return absl::OkStatus();
+}
+
+absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
+  absl::MutexLock lock(&mu_);
+  if (handle_ == 0 && !message.has_hello()) {
+    return absl::FailedPreconditionError("the first message on a stream must be Hello");
+  }
+  switch (message.kind_case()) {
+    case v1::AgentMessage::kHello:
+      return OnHello(message.hello());
+    case v1::AgentMessage::kHeartbeat:
+      backend_->RecordSeen(identity_, message.heartbeat().health(), std::nullopt);
+      return absl::OkStatus();
+    case v1::AgentMessage::kAck: {
+      absl::Status st = backend_->RecordAck(identity_, message.ack());
+      if (st.ok()) agent_revision_ = message.ack().revision();
+      if (absl::IsInvalidArgument(st)) return st;
+      if (!st.ok()) {
+        spdlog::warn("cannot record an ack agent={} revision={} reason=\"{}\"", identity_.name,
+                     message.ack().revision(), st.message());
+      }
+      return absl::OkStatus();
+    }
+    case v1::AgentMessage::kNack: {
+      absl::Status st = backend_->RecordNack(identity_, message.nack());
+      if (absl::IsInvalidArgument(st)) return st;
+      if (!st.ok()) {
+        spdlog::warn("cannot record a nack agent={} revision={} reason=\"{}\"", identity_.name,
+                     message.nack().revision(), st.message());
+      }
+      return absl::OkStatus();
+    }
+    default:
+      // Command updates are handled once commands exist.
+      return absl::OkStatus();
+  }
+}
+
+}  // namespace tether::controlplane

@@ -1,0 +1,94 @@
+// AgentSession: the mothership's side of one agent's Connect stream as pure protocol state —
+// the Hello/Welcome handshake, heartbeats, desired-state revisions out and Ack/Nack in — mapping
+// messages in to messages out through a SessionOutbox. It never touches gRPC: the reactor in
+// api/agent_service.cc only moves bytes, and tests drive a session over a fake outbox
+// (Envoy's GrpcMuxImpl over GrpcStream). It reads and records through AgentSessionBackend.
+//
+// Threads: OnMessage() is called for one message at a time (the reactor runs it on the
+// blocking pool, since recording an Ack writes to the database); OnRevision() and Close()
+// arrive from other threads (the change bus, the stream registry). A mutex serialises them.
+// Detach() cuts the session from its outbox when the stream is gone.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "controlplane/agents/agent_registry.h"
+#include "controlplane/agents/stream_registry.h"
+#include "tether/v1/agent_service.pb.h"
+
+namespace tether::controlplane {
+
+// Where a session's messages go: the gRPC reactor, or a fake in tests.
+class SessionOutbox {
+ public:
+  virtual ~SessionOutbox() = default;
+  // Queues `message` for the agent; never blocks.
+  virtual void Send(std::shared_ptr<const v1::MothershipMessage> message) = 0;
+  // Ends the stream with `status`; idempotent.
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+// What a session reads and records; AgentRegistry and SpecStore behind it in the mothership,
+// a fake in tests.
+class AgentSessionBackend {
+ public:
+  virtual ~AgentSessionBackend() = default;
+  // The agent was heard from (buffered; written in batches).
+  virtual void RecordSeen(const AgentIdentity& agent, const v1::Health& health,
+                          std::optional<int64_t> applied_revision) = 0;
+  // The agent reconciled a revision, or could not. kInvalidArgument for a report that cannot
+  // be (a revision the cluster never had); the database's error otherwise.
+  virtual absl::Status RecordAck(const AgentIdentity& agent, const v1::Ack& ack) = 0;
+  virtual absl::Status RecordNack(const AgentIdentity& agent, const v1::Nack& nack) = 0;
+  // The cluster's latest revision as a ready-to-send DesiredState message; null when the
+  // cluster has no spec yet.
+  virtual absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> LatestDesiredState(
+      const std::string& cluster) = 0;
+  virtual absl::Duration heartbeat_ttl() const = 0;
+};
+
+class AgentSession final : public AgentStream,
+                           public std::enable_shared_from_this<AgentSession> {
+ public:
+  AgentSession(AgentIdentity identity, AgentSessionBackend* backend, StreamRegistry* streams,
+               SessionOutbox* outbox);
+  ~AgentSession() override;
+
+  // One message from the agent. A non-OK status is why the stream must end (a first message
+  // that is not Hello, a Hello for another identity, a superseded incarnation).
+  absl::Status OnMessage(const v1::AgentMessage& message);
+  // The stream is gone: forget the outbox and leave the registry.
+  void Detach();
+
+  // AgentStream.
+  void Close(const absl::Status& status) override;
+  void OnRevision(int64_t revision) override;
+
+  const AgentIdentity& identity() const { return identity_; }
+
+ private:
+  absl::Status OnHello(const v1::Hello& hello) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends the cluster's latest revision unless the agent has it or was sent it already.
+  void SendLatestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendLocked(std::shared_ptr<const v1::MothershipMessage> message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const AgentIdentity identity_;
+  AgentSessionBackend* backend_;
+  StreamRegistry* streams_;
+  absl::Mutex mu_;
+  SessionOutbox* outbox_ ABSL_GUARDED_BY(mu_);
+  uint64_t handle_ ABSL_GUARDED_BY(mu_) = 0;  // set once Hello registered the stream
+  int64_t agent_revision_ ABSL_GUARDED_BY(mu_) = 0;  // the revision the agent says it applied
+  int64_t sent_revision_ ABSL_GUARDED_BY(mu_) = 0;   // the newest revision sent on this stream
+};
+
+}  // namespace tether::controlplane

@@ -1,0 +1,85 @@
+// FakeSessionBackend: what a mothership AgentSession reads and records, in memory, for unit
+// tests of the session protocol. The real one (RegistrySessionBackend over AgentRegistry and
+// the spec store) is exercised by the integration and end-to-end tests. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "controlplane/agents/session.h"
+
+namespace tether::testing {
+
+class FakeSessionBackend final : public controlplane::AgentSessionBackend {
+ public:
+  void RecordSeen(const controlplane::AgentIdentity&, const v1::Health& health,
+                  std::optional<int64_t> applied_revision) override {
+    absl::MutexLock lock(&mu_);
+    seen.push_back(health);
+    if (applied_revision) applied.push_back(*applied_revision);
+  }
+  absl::Status RecordAck(const controlplane::AgentIdentity&, const v1::Ack& ack) override {
+    absl::MutexLock lock(&mu_);
+    if (ack.revision() > latest_revision) {
+      return absl::InvalidArgumentError("ack of a revision the cluster never had");
+    }
+    acks.push_back(ack);
+    return absl::OkStatus();
+  }
+  absl::Status RecordNack(const controlplane::AgentIdentity&, const v1::Nack& nack) override {
+    absl::MutexLock lock(&mu_);
+    nacks.push_back(nack);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> LatestDesiredState(
+      const std::string& cluster) override {
+    absl::MutexLock lock(&mu_);
+    if (latest_revision == 0) return std::shared_ptr<const v1::MothershipMessage>();
+    auto msg = std::make_shared<v1::MothershipMessage>();
+    msg->mutable_desired_state()->set_revision(latest_revision);
+    msg->mutable_desired_state()->mutable_spec()->set_cluster(cluster);
+    return std::shared_ptr<const v1::MothershipMessage>(std::move(msg));
+  }
+  absl::Duration heartbeat_ttl() const override { return absl::Seconds(15); }
+
+  void SetLatest(int64_t revision) {
+    absl::MutexLock lock(&mu_);
+    latest_revision = revision;
+  }
+
+  absl::Mutex mu_;
+  int64_t latest_revision = 0;
+  std::vector<v1::Health> seen;
+  std::vector<int64_t> applied;
+  std::vector<v1::Ack> acks;
+  std::vector<v1::Nack> nacks;
+};
+
+// A SessionOutbox that records what the session sends and whether it closed the stream.
+class FakeSessionOutbox final : public controlplane::SessionOutbox {
+ public:
+  void Send(std::shared_ptr<const v1::MothershipMessage> message) override {
+    absl::MutexLock lock(&mu_);
+    sent.push_back(*message);
+  }
+  void Close(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    closed.push_back(status);
+  }
+  // The revisions of the DesiredState messages sent so far, in order.
+  std::vector<int64_t> Revisions() {
+    absl::MutexLock lock(&mu_);
+    std::vector<int64_t> out;
+    for (const auto& m : sent) {
+      if (m.has_desired_state()) out.push_back(m.desired_state().revision());
+    }
+    return out;
+  }
+
+  absl::Mutex mu_;
+  std::vector<v1::MothershipMessage> sent;
+  std::vector<absl::Status> closed;
+};
+
+}  // namespace tether::testing

@@ -1,0 +1,125 @@
+// The mothership's AgentSession over a fake outbox and backend: the handshake, heartbeats, and
+// which revisions it sends when (on Hello, on a new revision, never twice, never the one the
+// agent has); acks and nacks reach the backend, an impossible ack ends the stream.
+#include "controlplane/agents/session.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/fake_session_backend.h"
+
+namespace tether::controlplane {
+namespace {
+
+using testing::FakeSessionBackend;
+using testing::FakeSessionOutbox;
+
+class AgentSessionTest : public ::testing::Test {
+ protected:
+  AgentSessionTest()
+      : session_(std::make_shared<AgentSession>(AgentIdentity{"id-1", "web-1", "shop", 2},
+                                                &backend_, &streams_, &outbox_)) {}
+  ~AgentSessionTest() override { session_->Detach(); }
+
+  static v1::AgentMessage Hello(int64_t applied, const std::string& id = "id-1",
+                                int64_t incarnation = 2) {
+    v1::AgentMessage m;
+    m.mutable_hello()->set_agent_id(id);
+    m.mutable_hello()->set_incarnation(incarnation);
+    m.mutable_hello()->set_applied_revision(applied);
+    return m;
+  }
+
+  FakeSessionBackend backend_;
+  FakeSessionOutbox outbox_;
+  StreamRegistry streams_;
+  std::shared_ptr<AgentSession> session_;
+};
+
+TEST_F(AgentSessionTest, HelloIsAnsweredWithWelcomeAndRegistersTheStream) {
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  ASSERT_EQ(outbox_.sent.size(), 1u);
+  EXPECT_EQ(outbox_.sent[0].welcome().incarnation(), 2);
+  EXPECT_EQ(outbox_.sent[0].welcome().heartbeat_ttl().seconds(), 15);
+  EXPECT_TRUE(streams_.IsConnected("id-1"));
+  session_->Detach();
+  EXPECT_FALSE(streams_.IsConnected("id-1"));
+}
+
+TEST_F(AgentSessionTest, TheFirstMessageMustBeAHelloOfTheCredentialsIdentity) {
+  v1::AgentMessage heartbeat;
+  heartbeat.mutable_heartbeat();
+  EXPECT_EQ(session_->OnMessage(heartbeat).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(session_->OnMessage(Hello(0, "id-1", 1)).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(session_->OnMessage(Hello(0, "id-2", 2)).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(outbox_.sent.empty());
+  EXPECT_FALSE(streams_.IsConnected("id-1"));
+}
+
+TEST_F(AgentSessionTest, HeartbeatsAreRecorded) {
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  v1::AgentMessage heartbeat;
+  heartbeat.mutable_heartbeat()->mutable_health()->set_reason("fine");
+  ASSERT_TRUE(session_->OnMessage(heartbeat).ok());
+  ASSERT_EQ(backend_.seen.size(), 2u);
+  EXPECT_EQ(backend_.seen[1].reason(), "fine");
+}
+
+TEST_F(AgentSessionTest, AStaleIncarnationIsRefused) {
+  streams_.Supersede("id-1", 3, absl::UnauthenticatedError("re-registered"));
+  EXPECT_EQ(session_->OnMessage(Hello(0)).code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(AgentSessionTest, TheLatestRevisionIsSentOnHelloUnlessTheAgentHasIt) {
+  backend_.SetLatest(3);
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  EXPECT_EQ(outbox_.Revisions(), std::vector<int64_t>{3});
+  // A repeated Hello that says it has 3: nothing more to send.
+  ASSERT_TRUE(session_->OnMessage(Hello(3)).ok());
+  EXPECT_EQ(outbox_.Revisions(), std::vector<int64_t>{3});
+}
+
+TEST_F(AgentSessionTest, ANewRevisionIsSentOnceAndNeverAnOlderOne) {
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  EXPECT_TRUE(outbox_.Revisions().empty());
+  backend_.SetLatest(4);
+  session_->OnRevision(4);
+  session_->OnRevision(4);  // delivered twice
+  session_->OnRevision(2);  // a late notice of an older revision
+  EXPECT_EQ(outbox_.Revisions(), std::vector<int64_t>{4});
+  // Revisions that came while the agent was not connected wait for its Hello.
+  auto other = std::make_shared<AgentSession>(AgentIdentity{"id-9", "web-9", "shop", 1},
+                                              &backend_, &streams_, &outbox_);
+  other->OnRevision(4);
+  EXPECT_EQ(outbox_.Revisions(), std::vector<int64_t>{4});
+  other->Detach();
+}
+
+TEST_F(AgentSessionTest, AcksAndNacksReachTheBackendAndAnImpossibleAckEndsTheStream) {
+  backend_.SetLatest(5);
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  v1::AgentMessage ack;
+  ack.mutable_ack()->set_revision(5);
+  ASSERT_TRUE(session_->OnMessage(ack).ok());
+  v1::AgentMessage nack;
+  nack.mutable_nack()->set_revision(5);
+  nack.mutable_nack()->set_error("boom");
+  ASSERT_TRUE(session_->OnMessage(nack).ok());
+  ASSERT_EQ(backend_.acks.size(), 1u);
+  ASSERT_EQ(backend_.nacks.size(), 1u);
+  EXPECT_EQ(backend_.nacks[0].error(), "boom");
+  ack.mutable_ack()->set_revision(99);
+  EXPECT_EQ(session_->OnMessage(ack).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(AgentSessionTest, ADetachedSessionSendsNothing) {
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  session_->Detach();
+  backend_.SetLatest(1);
+  session_->OnRevision(1);
+  session_->Close(absl::UnavailableError("gone"));
+  EXPECT_EQ(outbox_.sent.size(), 1u);  // the Welcome only
+  EXPECT_TRUE(outbox_.closed.empty());
+}
+
+}  // namespace
+}  // namespace tether::controlplane

@@ -105,6 +105,27 @@ absl::StatusOr<Identity> MothershipLink::Register(const absl::Notification* stop
   }
 }
 
+void MothershipLink::Reconciled(const ReconcileReport& report) {
+  std::shared_ptr<LinkSession> session;
+  {
+    absl::MutexLock lock(&mu_);
+    if (report.status.ok()) applied_revision_ = report.revision;
+    session = session_;
+    if (session == nullptr) unsent_report_ = report;
+  }
+  if (session != nullptr) session->Reconciled(report);
+}
+
+void MothershipLink::SetAppliedRevision(int64_t revision) {
+  std::shared_ptr<LinkSession> session;
+  {
+    absl::MutexLock lock(&mu_);
+    applied_revision_ = revision;
+    session = session_;
+  }
+  if (session != nullptr) session->SetAppliedRevision(revision);
+}
+
 absl::Status MothershipLink::Run(const absl::Notification* stop) {
   std::optional<Identity> id;
   if (auto loaded = LoadIdentity(options_.data_dir); loaded.ok()) {
@@ -119,19 +140,30 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
     spdlog::warn("ignoring unreadable identity reason=\"{}\"", loaded.status().message());
   }
   common::Backoff backoff(options_.backoff, random_);
+  std::shared_ptr<LinkSession> session;
   while (!stop->HasBeenNotified()) {
     if (!id.has_value()) {
       auto registered = Register(stop);
       if (absl::IsCancelled(registered.status())) return absl::OkStatus();
       if (!registered.ok()) return registered.status();
       id = *registered;
+      session.reset();
     }
-    {
+    if (session == nullptr) {
+      session = std::make_shared<LinkSession>(
+          *id, options_.version, health_, clock_,
+          LinkSession::Callbacks{options_.on_desired_state});
       absl::MutexLock lock(&mu_);
+      session->SetAppliedRevision(applied_revision_);
+      if (unsent_report_.has_value()) {
+        session->Reconciled(*unsent_report_);  // no stream yet: kept for the first one
+        unsent_report_.reset();
+      }
       identity_ = id;
+      session_ = session;
     }
     if (options_.on_identity) options_.on_identity(*id);
-    grpc::Status ended = RunStream(*id, &backoff);
+    grpc::Status ended = RunStream(session.get(), &backoff);
     if (stop->HasBeenNotified()) break;
     if (ended.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
       // Our credential was rotated (someone re-registered under our name) or we were deleted.
@@ -148,7 +180,23 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
   return absl::OkStatus();
 }
 
-grpc::Status MothershipLink::RunStream(const Identity& identity, common::Backoff* backoff) {
+namespace {
+
+// The session's messages onto a gRPC stream; writes are serialised by the session's lock.
+class StreamOutbox final : public Outbox {
+ public:
+  explicit StreamOutbox(grpc::ClientReaderWriter<v1::AgentMessage, v1::MothershipMessage>* stream)
+      : stream_(stream) {}
+  bool Send(const v1::AgentMessage& message) override { return stream_->Write(message); }
+
+ private:
+  grpc::ClientReaderWriter<v1::AgentMessage, v1::MothershipMessage>* stream_;
+};
+
+}  // namespace
+
+grpc::Status MothershipLink::RunStream(LinkSession* session, common::Backoff* backoff) {
+  const Identity& identity = session->identity();
   grpc::ClientContext context;
   // Wait for the channel to connect instead of failing fast: gRPC's own reconnect backoff
   // (capped at --reconnect-max, jittered) then paces attempts while the mothership is away, and
@@ -162,46 +210,32 @@ grpc::Status MothershipLink::RunStream(const Identity& identity, common::Backoff
     stream_context_ = &context;
   }
   auto stream = stub_->Connect(&context);
-  absl::Mutex write_mu;
-  auto write = [&](const v1::AgentMessage& msg) {
-    absl::MutexLock lock(&write_mu);
-    return stream->Write(msg);
-  };
-
-  v1::AgentMessage hello;
-  hello.mutable_hello()->set_agent_id(identity.agent_id);
-  hello.mutable_hello()->set_incarnation(identity.incarnation);
-  hello.mutable_hello()->set_version(options_.version);
-  *hello.mutable_hello()->mutable_status() = health_->Get();
+  StreamOutbox outbox(stream.get());
   absl::Notification stream_done;
   std::thread heartbeats;
-  if (write(hello)) {
+  if (session->Open(&outbox)) {
     heartbeats = std::thread([&] {
       while (clock_->SleepFor(options_.heartbeat_interval, &stream_done)) {
-        v1::AgentMessage msg;
-        *msg.mutable_heartbeat()->mutable_health() = health_->Get();
-        *msg.mutable_heartbeat()->mutable_sent_at() =
-            google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
-                absl::ToUnixMicros(clock_->Now()));
-        if (!write(msg)) return;
+        if (!session->SendHeartbeat()) return;
       }
     });
     v1::MothershipMessage in;
     while (stream->Read(&in)) {
-      switch (in.kind_case()) {
-        case v1::MothershipMessage::kWelcome: {
-          absl::MutexLock lock(&mu_);
-          connected_ = true;
-          backoff->Reset();
-          spdlog::info("connected to mothership id={} incarnation={}", in.welcome().agent_id(),
-                       in.welcome().incarnation());
-          break;
-        }
-        default:
-          break;  // desired state and commands arrive in later protocol versions
+      if (absl::Status st = session->OnMessage(in); !st.ok()) {
+        spdlog::warn("ending the stream reason=\"{}\"", st.message());
+        context.TryCancel();
+        break;
+      }
+      if (in.has_welcome()) {
+        absl::MutexLock lock(&mu_);
+        connected_ = true;
+        backoff->Reset();
+        spdlog::info("connected to mothership id={} incarnation={}", in.welcome().agent_id(),
+                     in.welcome().incarnation());
       }
     }
   }
+  session->Close();
   stream_done.Notify();
   if (heartbeats.joinable()) heartbeats.join();
   grpc::Status status = stream->Finish();

@@ -1,9 +1,10 @@
 // MothershipLink: the agent's connection to the mothership, in three layers as in an xDS
-// client: (1) registration and a Connect stream that reconnects with capped exponential
-// backoff and jitter; (2) protocol state — identity, incarnation, the Hello/Welcome handshake,
-// heartbeats; (3) dispatch of what the mothership sends to callbacks.
+// client: (1) here, registration and a Connect stream that reconnects with capped exponential
+// backoff and jitter, moving bytes only; (2) the protocol state in LinkSession (link/session.h)
+// — Hello/Welcome, heartbeats, revisions, acks; (3) dispatch of what arrives to the callbacks
+// of LinkOptions.
 // Run() owns the stream on the calling thread plus one heartbeat thread per stream; Cancel(),
-// connected() and identity() are safe from any thread.
+// Reconciled(), connected() and identity() are safe from any thread.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -20,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "agent/health_state.h"
 #include "agent/identity.h"
+#include "agent/link/session.h"
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/random.h"
@@ -39,6 +41,8 @@ struct LinkOptions {
   // Called on the Run() thread whenever the agent's identity is established (loaded from disk
   // or freshly registered), before the stream opens.
   std::function<void(const Identity&)> on_identity;
+  // A new desired-state revision arrived (on the Run() thread).
+  std::function<void(int64_t revision, const v1::ClusterSpec& spec)> on_desired_state;
 };
 
 class MothershipLink {
@@ -54,13 +58,18 @@ class MothershipLink {
   absl::Status Run(const absl::Notification* stop);
   void Cancel();
 
+  // The reconciler finished a revision: acked or nacked now, or on the next stream.
+  void Reconciled(const ReconcileReport& report);
+  // The revision the agent's own records say it applied last (Hello carries it).
+  void SetAppliedRevision(int64_t revision);
+
   bool connected() const;
   std::optional<Identity> identity() const;
 
  private:
   absl::StatusOr<Identity> Register(const absl::Notification* stop);
   // One stream, from Hello until it ends; returns how it ended.
-  grpc::Status RunStream(const Identity& identity, common::Backoff* backoff);
+  grpc::Status RunStream(LinkSession* session, common::Backoff* backoff);
 
   const LinkOptions options_;
   std::unique_ptr<v1::AgentService::Stub> stub_;
@@ -73,6 +82,9 @@ class MothershipLink {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<Identity> identity_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<LinkSession> session_ ABSL_GUARDED_BY(mu_);  // of the current identity
+  int64_t applied_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<ReconcileReport> unsent_report_ ABSL_GUARDED_BY(mu_);  // before any session
 };
 
 }  // namespace tether::agent

@@ -18,6 +18,11 @@
 #include "controlplane/schema.h"
 
 namespace tether::controlplane {
+namespace {
+
+constexpr int kMaxMessageBytes = 20 << 20;
+
+}  // namespace
 
 Mothership::Mothership(MothershipConfig config, common::Clock* clock,
                        common::ProcessRunner* runner)
@@ -42,6 +47,8 @@ absl::Status Mothership::StartServer() {
   // Agents ping through idle periods; let their keepalives through.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  // A spec with its files may be 16 MiB (common/spec/spec.h); each field is bounded on its own.
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", config_.listen,
@@ -142,7 +149,10 @@ absl::Status Mothership::Start() {
                  "dir made it)", token_file);
   }
 
-  session_backend_ = std::make_unique<RegistrySessionBackend>(agents_.get());
+  reports_ = std::make_unique<AgentReports>(pool_.get(), events_.get(), clock_);
+  specs_ = std::make_unique<SpecStore>(pool_.get(), events_.get(), &bus_, clock_);
+  session_backend_ =
+      std::make_unique<StoreSessionBackend>(agents_.get(), reports_.get(), specs_.get());
   blocking_ = std::make_unique<common::WorkPool>(4);
   agent_deps_.agents = agents_.get();
   agent_deps_.streams = streams_.get();
@@ -151,6 +161,8 @@ absl::Status Mothership::Start() {
   control_deps_.agents = agents_.get();
   control_deps_.tokens = tokens_.get();
   control_deps_.events = events_.get();
+  control_deps_.specs = specs_.get();
+  control_deps_.reports = reports_.get();
   lifecycle_.ready.store(true);
   server_->GetHealthCheckService()->SetServingStatus(true);
   housekeeping_ = std::thread([this] { Housekeeping(); });

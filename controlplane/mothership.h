@@ -72,7 +72,9 @@ class Mothership {
   std::unique_ptr<StreamRegistry> streams_;
   std::unique_ptr<AgentRegistry> agents_;
   std::unique_ptr<TokenStore> tokens_;
-  std::unique_ptr<RegistrySessionBackend> session_backend_;
+  std::unique_ptr<AgentReports> reports_;
+  std::unique_ptr<SpecStore> specs_;
+  std::unique_ptr<StoreSessionBackend> session_backend_;
   std::unique_ptr<common::WorkPool> blocking_;
   std::thread housekeeping_;
 };

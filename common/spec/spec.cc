@@ -36,6 +36,9 @@ std::optional<SpecProblem> CheckFile(const std::string& field, const v1::SpecFil
   if (!IsUtf8(f.contents())) {
     return SpecProblem{field, absl::StrCat("file ", Shown(f.name()), " is not UTF-8 text")};
   }
+  if (f.contents().find('\0') != std::string::npos) {
+    return SpecProblem{field, absl::StrCat("file ", Shown(f.name()), " contains a NUL byte")};
+  }
   if (f.sha256() != FileSha256(f.contents())) {
     return SpecProblem{field, absl::StrCat("file ", Shown(f.name()),
                                            " does not match its sha256 (changed in transit?)")};

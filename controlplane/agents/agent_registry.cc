@@ -39,7 +39,10 @@ std::string ModeName(v1::AgentMode mode) { return mode == v1::AGENT_MODE_PRO ? "
 std::string AgentColumns() {
   return absl::StrCat("id::text, name, cluster, mode, version, incarnation, ",
                       common::EpochMicrosSql("registered_at"), ", ",
-                      common::EpochMicrosSql("last_seen_at"), ", health::text, applied_revision");
+                      common::EpochMicrosSql("last_seen_at"), ", health::text, applied_revision, ",
+                      "(SELECT last_revision FROM clusters WHERE clusters.name = agents.cluster), ",
+                      common::EpochMicrosSql("converged_at"), ", nack_revision, nack_error, ",
+                      common::EpochMicrosSql("nack_at"));
 }
 
 v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
@@ -61,6 +64,12 @@ v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
   (void)google::protobuf::util::JsonStringToMessage(r[8].as<std::string>(), a.mutable_health(),
                                                      lenient);
   a.set_applied_revision(r[9].as<int64_t>());
+  a.set_desired_revision(r[10].as<int64_t>());
+  a.set_converged(a.desired_revision() > 0 && a.applied_revision() >= a.desired_revision());
+  if (!r[11].is_null()) *a.mutable_converged_at() = TimeUtil::MicrosecondsToTimestamp(r[11].as<int64_t>());
+  a.set_nack_revision(r[12].as<int64_t>());
+  a.set_nack_error(r[13].as<std::string>());
+  if (!r[14].is_null()) *a.mutable_nack_at() = TimeUtil::MicrosecondsToTimestamp(r[14].as<int64_t>());
   a.set_status(LivenessOf(last_seen, now, ttl));
   return a;
 }
@@ -144,12 +153,17 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
     if (auto st = TokenStore::UseBootstrap(tx, *token); !st.ok()) return st;
     if (!existing.empty()) {
       auto row = tx.exec_params1(
+          // A new incarnation: nothing the old one reported holds any more.
           "UPDATE agents SET incarnation = incarnation + 1, credential_hash = $2, mode = $3, "
           "version = $4, last_seen_at = NULL, lost_reported = false, "
-          "registration_id_hash = $5, registration_token_id = $6 "
+          "registration_id_hash = $5, registration_token_id = $6, incarnation_at = $7::timestamptz, "
+          "health = '{}', applied_revision = 0, converged_at = NULL, nack_revision = 0, "
+          "nack_error = '', nack_at = NULL "
           "WHERE name = $1 RETURNING id::text, incarnation",
           request.name, common::HashSecret(credential), ModeName(request.mode), request.version,
-          registration_hash, token->id());
+          registration_hash, token->id(), common::PgTimestamp(now));
+      tx.exec_params("DELETE FROM agent_tenants WHERE agent_id = $1::uuid",
+                     row[0].as<std::string>());
       out.agent_id = row[0].as<std::string>();
       out.incarnation = row[1].as<int64_t>();
       kind = Kind::kReregistered;
@@ -159,8 +173,8 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
     } else {
       auto row = tx.exec_params1(
           "INSERT INTO agents (id, name, cluster, mode, version, credential_hash, registered_at, "
-          "registration_id_hash, registration_token_id) "
-          "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::timestamptz, $7, $8) "
+          "registration_id_hash, registration_token_id, incarnation_at) "
+          "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $6::timestamptz) "
           "RETURNING id::text, incarnation",
           request.name, token->cluster(), ModeName(request.mode), request.version,
           common::HashSecret(credential), common::PgTimestamp(now), registration_hash,
@@ -243,7 +257,7 @@ absl::Status AgentRegistry::FlushHeartbeats() {
       if (!recovered.empty()) recovered_agents.push_back(&s.agent);
       tx.exec_params(
           "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
-          "applied_revision = coalesce($5, applied_revision) "
+          "applied_revision = GREATEST(applied_revision, coalesce($5, 0)) "
           "WHERE id = $1::uuid AND incarnation = $2",
           id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
     }

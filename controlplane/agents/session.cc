@@ -38,8 +38,8 @@ void AgentSession::SendLocked(std::shared_ptr<const v1::MothershipMessage> messa
   if (outbox_ != nullptr) outbox_->Send(std::move(message));
 }
 
-void AgentSession::SendLatestLocked() {
-  auto latest = backend_->LatestDesiredState(identity_.cluster);
+void AgentSession::SendLatestLocked(int64_t at_least) {
+  auto latest = backend_->LatestDesiredState(identity_.cluster, at_least);
   if (!latest.ok()) {
     // The agent is told on its next connect, or with the next revision.
     spdlog::warn("cannot read the desired state cluster={} reason=\"{}\"", identity_.cluster,
@@ -56,7 +56,7 @@ void AgentSession::SendLatestLocked() {
 void AgentSession::OnRevision(int64_t revision) {
   absl::MutexLock lock(&mu_);
   if (handle_ == 0 || revision <= sent_revision_) return;
-  SendLatestLocked();
+  SendLatestLocked(revision);
 }
 
 absl::Status AgentSession::OnHello(const v1::Hello& hello) {
@@ -86,7 +86,7 @@ absl::Status AgentSession::OnHello(const v1::Hello& hello) {
   SendLocked(std::move(welcome));
   // A repeated Hello asks again: the agent may have lost what it was sent.
   sent_revision_ = 0;
-  SendLatestLocked();
+  SendLatestLocked(0);
   return absl::OkStatus();
 }
 

@@ -49,9 +49,10 @@ class AgentSessionBackend {
   virtual absl::Status RecordAck(const AgentIdentity& agent, const v1::Ack& ack) = 0;
   virtual absl::Status RecordNack(const AgentIdentity& agent, const v1::Nack& nack) = 0;
   // The cluster's latest revision as a ready-to-send DesiredState message; null when the
-  // cluster has no spec yet.
+  // cluster has no spec yet. `at_least` > 0: the caller knows that revision exists, and a
+  // cached message of it (or newer) will do.
   virtual absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> LatestDesiredState(
-      const std::string& cluster) = 0;
+      const std::string& cluster, int64_t at_least) = 0;
   virtual absl::Duration heartbeat_ttl() const = 0;
 };
 
@@ -76,8 +77,9 @@ class AgentSession final : public AgentStream,
 
  private:
   absl::Status OnHello(const v1::Hello& hello) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sends the cluster's latest revision unless the agent has it or was sent it already.
-  void SendLatestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends the cluster's latest revision (`at_least` if known) unless the agent has it or was
+  // sent it already.
+  void SendLatestLocked(int64_t at_least) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendLocked(std::shared_ptr<const v1::MothershipMessage> message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

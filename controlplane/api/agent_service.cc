@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc/metadata.h"
 #include "common/grpc/status.h"
 #include "controlplane/agents/session.h"
 #include "controlplane/api/services.h"
@@ -18,23 +19,11 @@
 namespace tether::controlplane {
 namespace {
 
+using common::BearerToken;
+using common::MetadataValue;
 using common::ToGrpcStatus;
 
 const absl::Status kStarting = absl::UnavailableError("mothership is starting; retry shortly");
-
-std::string MetadataValue(const grpc::ServerContextBase* context, const std::string& key) {
-  const auto& md = context->client_metadata();
-  auto it = md.find(key);
-  if (it == md.end()) return "";
-  return std::string(it->second.data(), it->second.size());
-}
-
-std::string BearerToken(const grpc::ServerContextBase* context) {
-  std::string value = MetadataValue(context, "authorization");
-  constexpr char kBearer[] = "Bearer ";
-  if (absl::StartsWith(value, kBearer)) return value.substr(sizeof(kBearer) - 1);
-  return "";
-}
 
 // One agent's Connect stream, as transport only: it authenticates the stream, hands every
 // message to an AgentSession (on the blocking pool, one at a time) and writes what the session

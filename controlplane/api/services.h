@@ -11,9 +11,11 @@
 
 #include "common/work_pool.h"
 #include "controlplane/agents/agent_registry.h"
+#include "controlplane/agents/reports.h"
 #include "controlplane/agents/session.h"
 #include "controlplane/agents/stream_registry.h"
 #include "controlplane/events/event_log.h"
+#include "controlplane/specs/spec_store.h"
 #include "controlplane/tokens/token_store.h"
 
 namespace tether::controlplane {
@@ -36,8 +38,10 @@ struct AgentServiceDeps {
 struct ControlServiceDeps {
   const Lifecycle* lifecycle = nullptr;
   AgentRegistry* agents = nullptr;
+  AgentReports* reports = nullptr;
   TokenStore* tokens = nullptr;
   EventLog* events = nullptr;
+  SpecStore* specs = nullptr;
 };
 
 // The deps are filled in before `lifecycle->ready` turns true and stay valid until the server

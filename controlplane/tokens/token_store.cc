@@ -200,14 +200,14 @@ absl::StatusOr<bool> TokenStore::EnsureOperatorToken(
   });
 }
 
-absl::Status TokenStore::VerifyOperator(const std::string& secret) {
-  return pool_->Run([&](pqxx::connection& c) -> absl::Status {
+absl::StatusOr<std::string> TokenStore::VerifyOperator(const std::string& secret) {
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::string> {
     pqxx::read_transaction tx(c);
     auto rows = tx.exec_params(
-        "SELECT 1 FROM operator_tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
+        "SELECT id FROM operator_tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
         common::HashSecret(secret));
     if (rows.empty()) return absl::UnauthenticatedError("operator token is not valid");
-    return absl::OkStatus();
+    return rows[0][0].as<std::string>();
   });
 }
 

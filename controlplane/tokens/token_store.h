@@ -58,8 +58,8 @@ class TokenStore {
   // commit (so a crash never leaves a token whose secret nobody has), and returns true then.
   absl::StatusOr<bool> EnsureOperatorToken(
       const std::function<absl::Status(const std::string& secret)>& persist);
-  // kUnauthenticated unless `secret` is an active operator token.
-  absl::Status VerifyOperator(const std::string& secret);
+  // The id of the operator token `secret`; kUnauthenticated unless it is an active one.
+  absl::StatusOr<std::string> VerifyOperator(const std::string& secret);
 
  private:
   common::PgPool* pool_;

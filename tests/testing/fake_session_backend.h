@@ -33,7 +33,7 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
     return absl::OkStatus();
   }
   absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> LatestDesiredState(
-      const std::string& cluster) override {
+      const std::string& cluster, int64_t) override {
     absl::MutexLock lock(&mu_);
     if (latest_revision == 0) return std::shared_ptr<const v1::MothershipMessage>();
     auto msg = std::make_shared<v1::MothershipMessage>();

@@ -1,0 +1,184 @@
+// AgentReports over agents and agent_tenants.
+#include "controlplane/agents/reports.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
+#include "common/pg/identifiers.h"
+#include "common/spec/spec.h"
+
+namespace tether::controlplane {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+std::string Cut(const std::string& s) {
+  if (s.size() <= kMaxReportedError) return s;
+  return absl::StrCat(s.substr(0, kMaxReportedError), "... (", s.size() - kMaxReportedError,
+                      " more bytes)");
+}
+
+std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d)); }
+
+v1::TenantState StateFromName(const std::string& name) {
+  v1::TenantState state = v1::TENANT_STATE_UNSPECIFIED;
+  (void)v1::TenantState_Parse(name, &state);
+  return state;
+}
+
+}  // namespace
+
+AgentReports::AgentReports(common::PgPool* pool, EventLog* events, common::Clock* clock)
+    : pool_(pool), events_(events), clock_(clock) {}
+
+absl::Status AgentReports::RecordAck(const AgentIdentity& agent, const v1::Ack& ack) {
+  return Record(agent, ack.revision(), true, "", ack.tenants(), ack.took());
+}
+
+absl::Status AgentReports::RecordNack(const AgentIdentity& agent, const v1::Nack& nack) {
+  return Record(agent, nack.revision(), false, nack.error(), nack.tenants(), nack.took());
+}
+
+absl::Status AgentReports::Record(
+    const AgentIdentity& agent, int64_t revision, bool ok, const std::string& raw_error,
+    const google::protobuf::RepeatedPtrField<v1::TenantStatus>& tenants,
+    const google::protobuf::Duration& took_proto) {
+  if (tenants.size() > common::kMaxTenants) {
+    return absl::InvalidArgumentError(absl::StrCat("a report of ", tenants.size(),
+                                                   " tenants; at most ", common::kMaxTenants));
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& t : tenants) {
+    if (auto st = common::ValidateIdentifier("tenant", t.name()); !st.ok()) return st;
+    std::vector<std::string> pending;
+    for (int64_t v : t.pending_versions()) pending.push_back(absl::StrCat(v));
+    if (pending.size() > 10'000) return absl::InvalidArgumentError("too many pending versions");
+    if (!common::IsUtf8(t.error())) return absl::InvalidArgumentError("a tenant error is not UTF-8");
+    rows.push_back({{"tenant", t.name()},
+                    {"state", v1::TenantState_Name(t.state())},
+                    {"version", t.version()},
+                    {"target_version", t.target_version()},
+                    {"pending", absl::StrJoin(pending, ",")},
+                    {"error", Cut(t.error())}});
+  }
+  if (!common::IsUtf8(raw_error)) return absl::InvalidArgumentError("the error is not UTF-8");
+  const std::string error = Cut(raw_error);
+  const absl::Duration took =
+      absl::Microseconds(TimeUtil::DurationToMicroseconds(took_proto));
+  const absl::Time now = clock_->Now();
+  bool wrote_event = false;
+  absl::Status st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work tx(c);
+    auto cluster = tx.exec_params("SELECT last_revision FROM clusters WHERE name = $1",
+                                  agent.cluster);
+    if (cluster.empty() || revision <= 0 || revision > cluster[0][0].as<int64_t>()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "revision ", revision, " is not a revision of cluster \"", agent.cluster, "\""));
+    }
+    auto before = tx.exec_params(
+        absl::StrCat("SELECT applied_revision, nack_revision, nack_error, ",
+                     common::EpochMicrosSql("incarnation_at"),
+                     ", converged_at IS NULL FROM agents "
+                     "WHERE id = $1::uuid AND incarnation = $2 FOR UPDATE"),
+        agent.id, agent.incarnation);
+    if (before.empty()) {
+      return absl::NotFoundError(absl::StrCat("agent ", agent.name, " incarnation ",
+                                              agent.incarnation, " is no longer current"));
+    }
+    const int64_t applied = before[0][0].as<int64_t>();
+    if (ok) {
+      // Clears a nack of this revision or an older one: it was reconciled since.
+      tx.exec_params(
+          "UPDATE agents SET applied_revision = GREATEST(applied_revision, $3), "
+          "converged_at = CASE WHEN applied_revision < $3 OR converged_at IS NULL "
+          "  THEN $4::timestamptz ELSE converged_at END, "
+          "nack_revision = CASE WHEN nack_revision <= $3 THEN 0 ELSE nack_revision END, "
+          "nack_error = CASE WHEN nack_revision <= $3 THEN '' ELSE nack_error END "
+          "WHERE id = $1::uuid AND incarnation = $2",
+          agent.id, agent.incarnation, revision, common::PgTimestamp(now));
+      if (revision > applied || before[0][4].as<bool>()) {
+        std::string message = absl::StrCat("revision ", revision, " applied in ", Seconds(took),
+                                           " (", tenants.size(), " tenants)");
+        if (applied == 0 && !before[0][3].is_null()) {
+          absl::StrAppend(&message, ", ",
+                          Seconds(now - absl::FromUnixMicros(before[0][3].as<int64_t>())),
+                          " after incarnation ", agent.incarnation, " registered");
+        }
+        EventLog::Append(tx, agent.cluster, agent.name, "agent.converged", message);
+        wrote_event = true;
+      }
+    } else {
+      tx.exec_params(
+          "UPDATE agents SET nack_revision = $3, nack_error = $4, nack_at = $5::timestamptz "
+          "WHERE id = $1::uuid AND incarnation = $2",
+          agent.id, agent.incarnation, revision, error, common::PgTimestamp(now));
+      if (before[0][1].as<int64_t>() != revision || before[0][2].as<std::string>() != error) {
+        EventLog::Append(tx, agent.cluster, agent.name, "agent.nack",
+                         absl::StrCat("revision ", revision, " failed: ", error));
+        wrote_event = true;
+      }
+    }
+    tx.exec_params("DELETE FROM agent_tenants WHERE agent_id = $1::uuid", agent.id);
+    if (!rows.empty()) {
+      tx.exec_params(
+          "INSERT INTO agent_tenants (agent_id, tenant, revision, state, version, "
+          "target_version, pending, error, updated_at) "
+          "SELECT $1::uuid, r.tenant, $2, r.state, r.version, r.target_version, r.pending, "
+          "r.error, $4::timestamptz "
+          "FROM jsonb_to_recordset($3::jsonb) AS r(tenant text, state text, version bigint, "
+          "target_version bigint, pending text, error text)",
+          agent.id, revision, rows.dump(), common::PgTimestamp(now));
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+  if (st.ok() && wrote_event) events_->Notify();
+  if (st.ok()) {
+    spdlog::info("agent reported name={} revision={} result={} tenants={} took={}", agent.name,
+                 revision, ok ? "ack" : "nack", tenants.size(), Seconds(took));
+  }
+  return st;
+}
+
+absl::StatusOr<std::vector<v1::Tenant>> AgentReports::ListTenants(const std::string& cluster,
+                                                                  const std::string& tenant) {
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Tenant>> {
+    pqxx::read_transaction tx(c);
+    std::vector<v1::Tenant> out;
+    for (const auto& r : tx.exec_params(
+             absl::StrCat("SELECT a.cluster, a.name, t.revision, t.tenant, t.state, t.version, "
+                          "t.target_version, t.pending, t.error, ",
+                          common::EpochMicrosSql("t.updated_at"),
+                          " FROM agent_tenants t JOIN agents a ON a.id = t.agent_id "
+                          "WHERE ($1 = '' OR a.cluster = $1) AND ($2 = '' OR t.tenant = $2) "
+                          "ORDER BY a.cluster, a.name, t.tenant"),
+             cluster, tenant)) {
+      v1::Tenant t;
+      t.set_cluster(r[0].as<std::string>());
+      t.set_agent(r[1].as<std::string>());
+      t.set_revision(r[2].as<int64_t>());
+      v1::TenantStatus* s = t.mutable_status();
+      s->set_name(r[3].as<std::string>());
+      s->set_state(StateFromName(r[4].as<std::string>()));
+      s->set_version(r[5].as<int64_t>());
+      s->set_target_version(r[6].as<int64_t>());
+      for (absl::string_view v : absl::StrSplit(r[7].as<std::string>(), ',', absl::SkipEmpty())) {
+        int64_t n = 0;
+        if (absl::SimpleAtoi(v, &n)) s->add_pending_versions(n);
+      }
+      s->set_error(r[8].as<std::string>());
+      *s->mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[9].as<int64_t>());
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+}  // namespace tether::controlplane

@@ -1,0 +1,211 @@
+// SpecStore over spec_revisions and spec_files.
+#include "controlplane/specs/spec_store.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
+#include "common/pg/identifiers.h"
+#include "common/spec/diff.h"
+#include "common/spec/spec.h"
+
+namespace tether::controlplane {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+absl::Status NoSuchCluster(const std::string& cluster) {
+  return absl::NotFoundError(absl::StrCat("cluster \"", cluster,
+                                          "\" does not exist; clusters are made by `tetherctl "
+                                          "tokens create --cluster ", cluster, "`"));
+}
+
+// Every file a spec carries: its migrations and its hooks.
+std::vector<v1::SpecFile*> FilesOf(v1::ClusterSpec* spec) {
+  std::vector<v1::SpecFile*> files;
+  for (auto& f : *spec->mutable_migrations()->mutable_files()) files.push_back(&f);
+  for (auto& h : *spec->mutable_hooks()) files.push_back(h.mutable_file());
+  return files;
+}
+
+}  // namespace
+
+SpecStore::SpecStore(common::PgPool* pool, EventLog* events, ChangeBus* bus, common::Clock* clock)
+    : pool_(pool), events_(events), bus_(bus), clock_(clock) {}
+
+absl::StatusOr<v1::SpecRevision> SpecStore::Read(pqxx::transaction_base& tx,
+                                                 const std::string& cluster, int64_t revision,
+                                                 bool with_files) {
+  auto rows = tx.exec_params(
+      absl::StrCat("SELECT revision, ", common::EpochMicrosSql("created_at"),
+                   ", created_by, changes, spec::text FROM spec_revisions "
+                   "WHERE cluster = $1 AND revision = $2"),
+      cluster, revision);
+  if (rows.empty()) {
+    return absl::NotFoundError(absl::StrCat("cluster \"", cluster, "\" has no revision ", revision));
+  }
+  v1::SpecRevision out;
+  out.set_cluster(cluster);
+  out.set_revision(rows[0][0].as<int64_t>());
+  *out.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(rows[0][1].as<int64_t>());
+  out.set_created_by(rows[0][2].as<std::string>());
+  for (absl::string_view line : absl::StrSplit(rows[0][3].as<std::string>(), '\n', absl::SkipEmpty())) {
+    out.add_changes(std::string(line));
+  }
+  google::protobuf::util::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;  // written by a newer replica
+  auto parsed = google::protobuf::util::JsonStringToMessage(rows[0][4].as<std::string>(),
+                                                             out.mutable_spec(), lenient);
+  if (!parsed.ok()) {
+    return absl::DataLossError(absl::StrCat("revision ", revision, " of cluster ", cluster,
+                                            " cannot be read: ", parsed.ToString()));
+  }
+  if (with_files) {
+    for (v1::SpecFile* f : FilesOf(out.mutable_spec())) {
+      auto file = tx.exec_params("SELECT contents FROM spec_files WHERE sha256 = $1", f->sha256());
+      if (file.empty()) {
+        return absl::DataLossError(absl::StrCat("file ", f->name(), " of revision ", revision,
+                                                " is missing"));
+      }
+      f->set_contents(file[0][0].as<std::string>());
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const std::string& who,
+                                             bool dry_run) {
+  if (auto st = common::ValidateSpec(spec); !st.ok()) return st;
+  const absl::Time now = clock_->Now();
+  auto result = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<ApplyResult> {
+    pqxx::work tx(c);
+    auto cluster = tx.exec_params(
+        "SELECT last_revision FROM clusters WHERE name = $1 FOR UPDATE", spec.cluster());
+    if (cluster.empty()) return NoSuchCluster(spec.cluster());
+    ApplyResult out;
+    out.previous_revision = cluster[0][0].as<int64_t>();
+    out.revision = out.previous_revision;
+    std::optional<v1::ClusterSpec> previous;
+    if (out.previous_revision > 0) {
+      auto latest = Read(tx, spec.cluster(), out.previous_revision, /*with_files=*/false);
+      if (!latest.ok()) return latest.status();
+      previous = latest->spec();
+      if (auto st = common::CheckSuccessor(*previous, spec); !st.ok()) return st;
+    }
+    out.changes = common::DiffSpecs(previous ? &*previous : nullptr, spec);
+    if (out.changes.empty() || dry_run) return out;
+
+    v1::ClusterSpec stored = spec;
+    for (v1::SpecFile* f : FilesOf(&stored)) {
+      tx.exec_params("INSERT INTO spec_files (sha256, contents) VALUES ($1, $2) "
+                     "ON CONFLICT (sha256) DO NOTHING",
+                     f->sha256(), f->contents());
+      f->clear_contents();
+    }
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(stored, &json);
+    out.revision = out.previous_revision + 1;
+    tx.exec_params(
+        "INSERT INTO spec_revisions (cluster, revision, spec, created_at, created_by, changes) "
+        "VALUES ($1, $2, $3::jsonb, $4::timestamptz, $5, $6)",
+        spec.cluster(), out.revision, json, common::PgTimestamp(now), who,
+        absl::StrJoin(out.changes, "\n"));
+    tx.exec_params("UPDATE clusters SET last_revision = $2 WHERE name = $1", spec.cluster(),
+                   out.revision);
+    EventLog::Append(tx, spec.cluster(), "", "spec.applied",
+                     absl::StrCat("revision ", out.revision, " by ", who.empty() ? "?" : who, ": ",
+                                  absl::StrJoin(out.changes, "; ")));
+    tx.commit();
+    out.stored = true;
+    return out;
+  });
+  if (!result.ok() || !result->stored) return result;
+  events_->Notify();
+  spdlog::info("spec applied cluster={} revision={} changes={}", spec.cluster(), result->revision,
+               result->changes.size());
+  bus_->Publish({Change::Kind::kRevision, spec.cluster(), "", result->revision});
+  return result;
+}
+
+absl::StatusOr<v1::SpecRevision> SpecStore::Get(const std::string& cluster, int64_t revision,
+                                                bool with_files) {
+  if (auto st = common::ValidateIdentifier("cluster", cluster); !st.ok()) return st;
+  if (revision < 0) return absl::InvalidArgumentError("revision must not be negative");
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<v1::SpecRevision> {
+    pqxx::read_transaction tx(c);
+    auto rows = tx.exec_params("SELECT last_revision FROM clusters WHERE name = $1", cluster);
+    if (rows.empty()) return NoSuchCluster(cluster);
+    const int64_t latest = rows[0][0].as<int64_t>();
+    if (latest == 0) {
+      return absl::NotFoundError(absl::StrCat("cluster \"", cluster,
+                                              "\" has no spec yet (tetherctl apply -f SPEC)"));
+    }
+    return Read(tx, cluster, revision == 0 ? latest : revision, with_files);
+  });
+}
+
+absl::StatusOr<std::vector<v1::SpecRevision>> SpecStore::History(const std::string& cluster,
+                                                                 int limit) {
+  if (auto st = common::ValidateIdentifier("cluster", cluster); !st.ok()) return st;
+  if (limit <= 0) limit = 50;
+  limit = std::min(limit, 1000);
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::SpecRevision>> {
+    pqxx::read_transaction tx(c);
+    if (tx.exec_params("SELECT 1 FROM clusters WHERE name = $1", cluster).empty()) {
+      return NoSuchCluster(cluster);
+    }
+    std::vector<v1::SpecRevision> out;
+    for (const auto& r : tx.exec_params(
+             absl::StrCat("SELECT revision, ", common::EpochMicrosSql("created_at"),
+                          ", created_by, changes FROM spec_revisions WHERE cluster = $1 "
+                          "ORDER BY revision DESC LIMIT $2"),
+             cluster, limit)) {
+      v1::SpecRevision rev;
+      rev.set_cluster(cluster);
+      rev.set_revision(r[0].as<int64_t>());
+      *rev.mutable_created_at() = TimeUtil::MicrosecondsToTimestamp(r[1].as<int64_t>());
+      rev.set_created_by(r[2].as<std::string>());
+      for (absl::string_view line : absl::StrSplit(r[3].as<std::string>(), '\n', absl::SkipEmpty())) {
+        rev.add_changes(std::string(line));
+      }
+      out.push_back(std::move(rev));
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> SpecStore::LatestDesiredState(
+    const std::string& cluster, int64_t at_least) {
+  absl::MutexLock lock(&mu_);
+  auto cached = latest_.find(cluster);
+  if (at_least > 0 && cached != latest_.end() &&
+      cached->second->desired_state().revision() >= at_least) {
+    return cached->second;
+  }
+  auto loaded = pool_->Run(
+      [&](pqxx::connection& c) -> absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> {
+        pqxx::read_transaction tx(c);
+        auto rows = tx.exec_params("SELECT last_revision FROM clusters WHERE name = $1", cluster);
+        if (rows.empty() || rows[0][0].as<int64_t>() == 0) {
+          return std::shared_ptr<const v1::MothershipMessage>();
+        }
+        const int64_t latest = rows[0][0].as<int64_t>();
+        if (cached != latest_.end() && cached->second->desired_state().revision() == latest) {
+          return cached->second;
+        }
+        auto revision = Read(tx, cluster, latest, /*with_files=*/true);
+        if (!revision.ok()) return revision.status();
+        auto msg = std::make_shared<v1::MothershipMessage>();
+        msg->mutable_desired_state()->set_revision(latest);
+        *msg->mutable_desired_state()->mutable_spec() = std::move(*revision->mutable_spec());
+        return std::shared_ptr<const v1::MothershipMessage>(std::move(msg));
+      });
+  if (loaded.ok() && *loaded != nullptr) latest_[cluster] = *loaded;
+  return loaded;
+}
+
+}  // namespace tether::controlplane

@@ -75,6 +75,8 @@ absl::Status Agent::Start() {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(config_.reconnect_max)));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  // A desired state carries the spec with its files: up to 16 MiB (common/spec/spec.h).
+  args.SetMaxReceiveMessageSize(20 << 20);
   auto channel = grpc::CreateCustomChannel(config_.mothership, *creds, args);
 
   auto provisioner = MakeProvisioner(config_, runner_, clock_);
@@ -95,13 +97,25 @@ absl::Status Agent::Start() {
   link.mode = config_.provisioner == ProvisionerKind::kExternal ? v1::AGENT_MODE_PRO : v1::AGENT_MODE_LITE;
   link.heartbeat_interval = config_.heartbeat_interval;
   link.backoff.max = config_.reconnect_max;
-  // PostgreSQL is provisioned only for an agent the mothership accepted.
+  // PostgreSQL is provisioned, and revisions reconciled, only for an agent the mothership
+  // accepted.
   link.on_identity = [this](const Identity&) {
     absl::MutexLock lock(&stop_mu_);
     if (!provisioning_thread_.joinable() && !stop_.HasBeenNotified()) {
       provisioning_thread_ = std::thread([this] { provisioning_->Run(&stop_); });
+      reconcile_thread_ = std::thread([this] {
+        reconcile_->Run(&stop_, [this](int64_t applied) { link_->SetAppliedRevision(applied); });
+      });
     }
   };
+  link.on_desired_state = [this](int64_t revision, const v1::ClusterSpec& spec) {
+    reconcile_->Desire(revision, spec);
+  };
+  environment_ = std::make_unique<AgentEnvironment>(config_.provisioner, provisioner_.get(),
+                                                    provisioning_.get(), clock_);
+  reconcile_ = std::make_unique<ReconcileLoop>(
+      environment_.get(), clock_, &random_,
+      [this](const ReconcileReport& report) { link_->Reconciled(report); });
   link_ = std::make_unique<MothershipLink>(link, channel, &health_, clock_, &random_);
 
   if (!config_.health_listen.empty()) {
@@ -154,6 +168,7 @@ void Agent::Stop() {
   if (link_thread_.joinable()) link_thread_.join();
   // The link thread, the only one that starts the provisioning thread, has ended.
   if (provisioning_thread_.joinable()) provisioning_thread_.join();
+  if (reconcile_thread_.joinable()) reconcile_thread_.join();
   if (health_server_ != nullptr) {
     health_.SetListener(nullptr);
     health_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

@@ -1,6 +1,7 @@
-// Agent: wires tether-agent together — the link to the mothership and the provisioning loop,
-// each on its own thread, sharing HealthState. The agent registers and keeps its stream while
-// PostgreSQL is still being provisioned (skeleton boot). Start/Stop from one thread.
+// Agent: wires tether-agent together — the link to the mothership, the provisioning loop and
+// the reconcile loop, each on its own thread, sharing HealthState. The agent registers and keeps
+// its stream while PostgreSQL is still being provisioned (skeleton boot); revisions the link
+// receives wait in the reconcile loop until PostgreSQL is ready. Start/Stop from one thread.
 #pragma once
 
 #include <grpcpp/generic/async_generic_service.h>
@@ -13,7 +14,9 @@
 #include "absl/synchronization/notification.h"
 #include "agent/config.h"
 #include "agent/health_state.h"
+#include "agent/environment.h"
 #include "agent/link/mothership_link.h"
+#include "agent/reconcile/reconcile_loop.h"
 #include "agent/provision/provisioner.h"
 #include "agent/provision/provisioning.h"
 #include "common/clock.h"
@@ -39,6 +42,7 @@ class Agent {
   void Stop();
 
   MothershipLink* link() { return link_.get(); }
+  ReconcileLoop* reconcile() { return reconcile_.get(); }
   ProvisioningLoop* provisioning() { return provisioning_.get(); }
 
  private:
@@ -54,8 +58,11 @@ class Agent {
   std::unique_ptr<Provisioner> provisioner_;
   std::unique_ptr<ProvisioningLoop> provisioning_;
   std::unique_ptr<MothershipLink> link_;
+  std::unique_ptr<AgentEnvironment> environment_;
+  std::unique_ptr<ReconcileLoop> reconcile_;
   std::thread link_thread_;
   std::thread provisioning_thread_;
+  std::thread reconcile_thread_;
   std::unique_ptr<grpc::CallbackGenericService> health_generic_;
   std::unique_ptr<grpc::Server> health_server_;
 };

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "agent/health_state.h"
 #include "agent/identity.h"
+#include "agent/reconcile/report.h"
 #include "common/clock.h"
 #include "tether/v1/agent_service.pb.h"
 
@@ -31,14 +32,6 @@ class Outbox {
   virtual ~Outbox() = default;
   // False when the stream is broken.
   virtual bool Send(const v1::AgentMessage& message) = 0;
-};
-
-// How a reconcile of one revision ended, for the Ack or Nack.
-struct ReconcileReport {
-  int64_t revision = 0;
-  absl::Status status;  // OK: ack; else nack with its message
-  std::vector<v1::TenantStatus> tenants;
-  absl::Duration took;
 };
 
 class LinkSession {

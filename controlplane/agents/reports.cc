@@ -106,7 +106,7 @@ absl::Status AgentReports::Record(
       if (revision > applied || before[0][4].as<bool>()) {
         std::string message = absl::StrCat("revision ", revision, " applied in ", Seconds(took),
                                            " (", tenants.size(), " tenants)");
-        if (applied == 0 && !before[0][3].is_null()) {
+        if (applied == 0 && agent.incarnation > 1 && !before[0][3].is_null()) {
           absl::StrAppend(&message, ", ",
                           Seconds(now - absl::FromUnixMicros(before[0][3].as<int64_t>())),
                           " after incarnation ", agent.incarnation, " registered");

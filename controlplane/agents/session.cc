@@ -38,7 +38,7 @@ void AgentSession::SendLocked(std::shared_ptr<const v1::MothershipMessage> messa
   if (outbox_ != nullptr) outbox_->Send(std::move(message));
 }
 
-void AgentSession::SendLatestLocked(int64_t at_least) {
+void AgentSession::SendLatest(int64_t at_least) {
   auto latest = backend_->LatestDesiredState(identity_.cluster, at_least);
   if (!latest.ok()) {
     // The agent is told on its next connect, or with the next revision.
@@ -48,15 +48,20 @@ void AgentSession::SendLatestLocked(int64_t at_least) {
   }
   if (*latest == nullptr) return;  // no spec yet
   const int64_t revision = (*latest)->desired_state().revision();
-  if (revision == agent_revision_ || revision <= sent_revision_) return;
+  absl::MutexLock lock(&mu_);
+  // Several threads may get here at once (a Hello, a fan-out): each revision goes out once,
+  // and never one older than what went out already.
+  if (handle_ == 0 || revision == agent_revision_ || revision <= sent_revision_) return;
   sent_revision_ = revision;
   SendLocked(*std::move(latest));
 }
 
 void AgentSession::OnRevision(int64_t revision) {
-  absl::MutexLock lock(&mu_);
-  if (handle_ == 0 || revision <= sent_revision_) return;
-  SendLatestLocked(revision);
+  {
+    absl::MutexLock lock(&mu_);
+    if (handle_ == 0 || revision <= sent_revision_) return;
+  }
+  SendLatest(revision);
 }
 
 absl::Status AgentSession::OnHello(const v1::Hello& hello) {
@@ -66,14 +71,21 @@ absl::Status AgentSession::OnHello(const v1::Hello& hello) {
         ", but the credential is of incarnation ", identity_.incarnation));
   }
   backend_->RecordSeen(identity_, hello.status(), hello.applied_revision());
-  agent_revision_ = hello.applied_revision();
-  if (handle_ == 0) {
-    handle_ = streams_->Add(identity_.id, identity_.incarnation, identity_.cluster,
-                            shared_from_this());
-    if (handle_ == 0) {
+  bool registered;
+  {
+    absl::MutexLock lock(&mu_);
+    registered = handle_ != 0;
+  }
+  if (!registered) {
+    // Outside our lock: the registry may close the stream this one replaces, taking its lock.
+    const uint64_t handle = streams_->Add(identity_.id, identity_.incarnation, identity_.cluster,
+                                          shared_from_this());
+    if (handle == 0) {
       return absl::UnauthenticatedError(absl::StrCat(
           "incarnation ", identity_.incarnation, " was superseded by a newer registration"));
     }
+    absl::MutexLock lock(&mu_);
+    handle_ = handle;
     spdlog::info("agent connected name={} id={} incarnation={}", identity_.name, identity_.id,
                  identity_.incarnation);
   }
@@ -83,17 +95,26 @@ absl::Status AgentSession::OnHello(const v1::Hello& hello) {
   *welcome->mutable_welcome()->mutable_heartbeat_ttl() =
       google::protobuf::util::TimeUtil::MillisecondsToDuration(
           absl::ToInt64Milliseconds(backend_->heartbeat_ttl()));
-  SendLocked(std::move(welcome));
-  // A repeated Hello asks again: the agent may have lost what it was sent.
-  sent_revision_ = 0;
-  SendLatestLocked(0);
+  {
+    absl::MutexLock lock(&mu_);
+    agent_revision_ = hello.applied_revision();
+    // A repeated Hello asks again: the agent may have lost what it was sent.
+    sent_revision_ = 0;
+    SendLocked(std::move(welcome));
+  }
+  SendLatest(0);
   return absl::OkStatus();
 }
 
 absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
-  absl::MutexLock lock(&mu_);
-  if (handle_ == 0 && !message.has_hello()) {
-    return absl::FailedPreconditionError("the first message on a stream must be Hello");
+  // Called one message at a time: the checks below and their effects do not interleave with
+  // another OnMessage. The lock guards only against OnRevision, Close and Detach, and is never
+  // held across a call to the backend or the registry.
+  if (!message.has_hello()) {
+    absl::MutexLock lock(&mu_);
+    if (handle_ == 0) {
+      return absl::FailedPreconditionError("the first message on a stream must be Hello");
+    }
   }
   switch (message.kind_case()) {
     case v1::AgentMessage::kHello:
@@ -103,7 +124,10 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
       return absl::OkStatus();
     case v1::AgentMessage::kAck: {
       absl::Status st = backend_->RecordAck(identity_, message.ack());
-      if (st.ok()) agent_revision_ = message.ack().revision();
+      if (st.ok()) {
+        absl::MutexLock lock(&mu_);
+        agent_revision_ = std::max(agent_revision_, message.ack().revision());
+      }
       if (absl::IsInvalidArgument(st)) return st;
       if (!st.ok()) {
         spdlog::warn("cannot record an ack agent={} revision={} reason=\"{}\"", identity_.name,

@@ -6,7 +6,9 @@
 //
 // Threads: OnMessage() is called for one message at a time (the reactor runs it on the
 // blocking pool, since recording an Ack writes to the database); OnRevision() and Close()
-// arrive from other threads (the change bus, the stream registry). A mutex serialises them.
+// arrive from other threads (the change bus, the stream registry). A mutex guards the
+// session's own state and the outbox, and is never held across a call to the backend or the
+// stream registry (those may publish on the bus, whose handlers call back in here).
 // Detach() cuts the session from its outbox when the stream is gone.
 #pragma once
 
@@ -76,10 +78,10 @@ class AgentSession final : public AgentStream,
   const AgentIdentity& identity() const { return identity_; }
 
  private:
-  absl::Status OnHello(const v1::Hello& hello) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status OnHello(const v1::Hello& hello);
   // Sends the cluster's latest revision (`at_least` if known) unless the agent has it or was
-  // sent it already.
-  void SendLatestLocked(int64_t at_least) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // sent it already. Takes the lock only to decide and send, never across the backend.
+  void SendLatest(int64_t at_least) ABSL_LOCKS_EXCLUDED(mu_);
   void SendLocked(std::shared_ptr<const v1::MothershipMessage> message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -47,6 +47,8 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   CommandTree tree{&app, get, del, &action, &args};
   AddTokenCommands(tree);
   AddAgentCommands(tree);
+  AddSpecCommands(tree);
+  AddTenantCommands(tree);
   AddEventCommands(tree);
 
   try {
@@ -75,7 +77,11 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     err << "tetherctl: " << creds.status().message() << "\n";
     return 2;
   }
-  Session session{config, v1::ControlService::NewStub(grpc::CreateChannel(config.server, *creds)), &out};
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(20 << 20);  // a spec with its files (get spec --files)
+  Session session{config,
+                  v1::ControlService::NewStub(grpc::CreateCustomChannel(config.server, *creds, channel_args)),
+                  &out};
   grpc::Status st = action(session);
   if (!st.ok()) {
     err << "tetherctl: " << Describe(st, config) << "\n";

@@ -12,9 +12,19 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
+// "3 converged", "2/3 converging", "2/3 nack 3", or "-" when the cluster has no spec.
+std::string RevisionCell(const v1::Agent& a) {
+  if (a.desired_revision() == 0) return "-";
+  if (a.converged()) return absl::StrCat(a.applied_revision(), " converged");
+  if (a.nack_revision() > 0) {
+    return absl::StrCat(a.applied_revision(), "/", a.desired_revision(), " nack ", a.nack_revision());
+  }
+  return absl::StrCat(a.applied_revision(), "/", a.desired_revision(), " converging");
+}
+
 void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out) {
-  Table table{{"NAME", "CLUSTER", "STATUS", "POSTGRES", "LAST SEEN", "INCARNATION", "VERSION",
-               "MODE"},
+  Table table{{"NAME", "CLUSTER", "STATUS", "POSTGRES", "REVISION", "LAST SEEN", "INCARNATION",
+               "VERSION", "MODE"},
               {}};
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   for (const auto* a : agents) {
@@ -30,7 +40,8 @@ void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out)
     }
     table.rows.push_back({a->name(), a->cluster(),
                           EnumName(v1::AgentStatus_Name(a->status()), "AGENT_STATUS_"), pg,
-                          Ago(a->last_seen_at().seconds(), now), absl::StrCat(a->incarnation()),
+                          RevisionCell(*a), Ago(a->last_seen_at().seconds(), now),
+                          absl::StrCat(a->incarnation()),
                           a->version(), EnumName(v1::AgentMode_Name(a->mode()), "AGENT_MODE_")});
   }
   PrintTable(table, out);
@@ -84,7 +95,15 @@ void AddAgentCommands(CommandTree& tree) {
       PrintAgents({&resp}, *s.out);
       *s.out << "\nid: " << resp.id() << "\nregistered: " << FormatTime(resp.registered_at())
              << "\nprovisioner: " << (resp.health().provisioner().empty() ? "-" : resp.health().provisioner())
-             << "\nreason: " << (resp.health().reason().empty() ? "-" : resp.health().reason()) << "\n";
+             << "\nreason: " << (resp.health().reason().empty() ? "-" : resp.health().reason())
+             << "\nrevision: " << resp.applied_revision() << " of " << resp.desired_revision()
+             << (resp.converged() ? ", converged " + FormatTime(resp.converged_at()) : "")
+             << "\nlast nack: "
+             << (resp.nack_revision() == 0
+                     ? std::string("-")
+                     : absl::StrCat("revision ", resp.nack_revision(), " at ",
+                                    FormatTime(resp.nack_at()), ": ", resp.nack_error()))
+             << "\n";
       return st;
     };
   });

@@ -50,6 +50,8 @@ struct CommandTree {
 void AddTokenCommands(CommandTree& tree);
 void AddAgentCommands(CommandTree& tree);
 void AddEventCommands(CommandTree& tree);
+void AddSpecCommands(CommandTree& tree);
+void AddTenantCommands(CommandTree& tree);
 
 // "AGENT_STATUS_HEALTHY" with prefix "AGENT_STATUS_" → "healthy".
 std::string EnumName(const std::string& full, const std::string& prefix);

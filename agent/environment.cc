@@ -1,0 +1,78 @@
+// AgentEnvironment.
+#include "agent/environment.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/tenants/pg_cluster_admin.h"
+#include "common/pg/errors.h"
+#include "common/pg/pool.h"
+
+namespace tether::agent {
+
+absl::StatusOr<std::unique_ptr<ClusterAdmin>> AgentEnvironment::Admin(const v1::ClusterSpec& spec) {
+  if (!provisioning_->ready()) return absl::UnavailableError("PostgreSQL is not ready");
+  PgClusterAdminOptions options;
+  options.tenancy = spec.tenancy();
+  if (kind_ == ProvisionerKind::kExternal) {
+    // The URL names a database on a server we share: tenants' databases sit beside it, tenants'
+    // schemas inside it.
+    const std::string url = provisioner_->AdminUrl("");
+    options.url_for = [url](const std::string& db) {
+      return db.empty() ? url : common::WithDatabase(url, db);
+    };
+    options.admin_database = "";
+    options.schema_database = "";
+  } else {
+    Provisioner* provisioner = provisioner_;
+    options.url_for = [provisioner](const std::string& db) {
+      return provisioner->AdminUrl(db.empty() ? "postgres" : db);
+    };
+    options.admin_database = "postgres";
+    options.schema_database = spec.cluster();
+  }
+  return std::unique_ptr<ClusterAdmin>(std::make_unique<PgClusterAdmin>(options, clock_));
+}
+
+absl::StatusOr<TenantRecords*> AgentEnvironment::Records() {
+  const std::string url = provisioning_->database_url();
+  if (url.empty()) return absl::UnavailableError("PostgreSQL is not ready");
+  absl::MutexLock lock(&mu_);
+  if (records_ == nullptr) records_ = std::make_unique<PgTenantRecords>(url);
+  return records_.get();
+}
+
+absl::StatusOr<int64_t> AgentEnvironment::LoadAppliedRevision() {
+  auto conn = common::Connect(provisioning_->database_url());
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::read_transaction tx(**conn);
+    auto rows = tx.exec("SELECT value FROM agent_state WHERE key = 'applied_revision'");
+    int64_t revision = 0;
+    if (!rows.empty() && !absl::SimpleAtoi(rows[0][0].as<std::string>(), &revision)) {
+      return absl::DataLossError("agent_state.applied_revision is not a number");
+    }
+    return revision;
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
+}
+
+absl::Status AgentEnvironment::SaveAppliedRevision(int64_t revision) {
+  auto conn = common::Connect(provisioning_->database_url());
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::work tx(**conn);
+    tx.exec_params(
+        "INSERT INTO agent_state (key, value, updated_at) VALUES ('applied_revision', $1, now()) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        absl::StrCat(revision));
+    tx.commit();
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
+}
+
+}  // namespace tether::agent

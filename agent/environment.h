@@ -1,0 +1,39 @@
+// AgentEnvironment: what the reconcile loop needs from the running agent — readiness from the
+// provisioning loop, a PgClusterAdmin for a spec's tenancy on the provisioned server, the
+// tenant records and applied revision in the agent's own database. Thread-safe.
+#pragma once
+
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "agent/config.h"
+#include "agent/provision/provisioner.h"
+#include "agent/provision/provisioning.h"
+#include "agent/reconcile/reconcile_loop.h"
+#include "agent/tenants/pg_tenant_records.h"
+#include "common/clock.h"
+
+namespace tether::agent {
+
+class AgentEnvironment final : public ReconcileEnvironment {
+ public:
+  AgentEnvironment(ProvisionerKind kind, Provisioner* provisioner, ProvisioningLoop* provisioning,
+                   common::Clock* clock)
+      : kind_(kind), provisioner_(provisioner), provisioning_(provisioning), clock_(clock) {}
+
+  bool Ready() override { return provisioning_->ready(); }
+  absl::StatusOr<std::unique_ptr<ClusterAdmin>> Admin(const v1::ClusterSpec& spec) override;
+  absl::StatusOr<TenantRecords*> Records() override;
+  absl::StatusOr<int64_t> LoadAppliedRevision() override;
+  absl::Status SaveAppliedRevision(int64_t revision) override;
+
+ private:
+  const ProvisionerKind kind_;
+  Provisioner* provisioner_;
+  ProvisioningLoop* provisioning_;
+  common::Clock* clock_;
+  absl::Mutex mu_;
+  std::unique_ptr<PgTenantRecords> records_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tether::agent

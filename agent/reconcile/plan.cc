@@ -1,0 +1,63 @@
+// PlanReconcile.
+#include "agent/reconcile/plan.h"
+
+#include <set>
+
+namespace tether::agent {
+
+const char* ActionName(ActionKind kind) {
+  switch (kind) {
+    case ActionKind::kOnboard: return "onboard";
+    case ActionKind::kMigrate: return "migrate";
+    case ActionKind::kOrphan: return "orphan";
+    case ActionKind::kDrop: return "drop";
+    case ActionKind::kForget: return "forget";
+  }
+  return "?";
+}
+
+Plan PlanReconcile(const v1::ClusterSpec& spec, int64_t target_version,
+                   const ObservedState& observed) {
+  const bool auto_migrate = spec.migrations().policy() == v1::MIGRATION_POLICY_AUTO;
+  Plan plan;
+  std::set<std::string> wanted;
+  for (const auto& t : spec.tenants()) {
+    wanted.insert(t.name());
+    auto it = observed.tenants.find(t.name());
+    const ObservedTenant* seen = it == observed.tenants.end() ? nullptr : &it->second;
+    // Missing, never finished onboarding, or known only from PostgreSQL: (re)onboard. Creating
+    // is idempotent and the migrator reads what is really applied, so nothing is done twice.
+    if (seen == nullptr || !seen->exists || !seen->recorded ||
+        seen->state == v1::TENANT_STATE_CREATING) {
+      plan.actions.push_back({ActionKind::kOnboard, t.name(), seen != nullptr ? seen->version : 0,
+                              auto_migrate ? target_version : 0});
+      continue;
+    }
+    const bool behind = seen->version < target_version;
+    const bool unsettled = seen->state == v1::TENANT_STATE_MIGRATING ||
+                           seen->state == v1::TENANT_STATE_FAILED ||
+                           seen->state == v1::TENANT_STATE_ORPHANED;
+    if (auto_migrate && (behind || unsettled)) {
+      plan.actions.push_back({ActionKind::kMigrate, t.name(), seen->version, target_version});
+    } else if (!auto_migrate && behind) {
+      plan.pending.push_back(t.name());
+    } else if (unsettled) {
+      // Policy manual: an orphan that came back, or a failure to settle, is re-checked without
+      // migrating (to its own version).
+      plan.actions.push_back({ActionKind::kMigrate, t.name(), seen->version, seen->version});
+    }
+  }
+  for (const auto& [name, seen] : observed.tenants) {
+    if (wanted.count(name) != 0 || !seen.recorded) continue;  // not ours unless recorded
+    if (!seen.exists) {
+      plan.actions.push_back({ActionKind::kForget, name, seen.version, 0});
+    } else if (spec.prune()) {
+      plan.actions.push_back({ActionKind::kDrop, name, seen.version, 0});
+    } else if (seen.state != v1::TENANT_STATE_ORPHANED) {
+      plan.actions.push_back({ActionKind::kOrphan, name, seen.version, seen.version});
+    }
+  }
+  return plan;
+}
+
+}  // namespace tether::agent

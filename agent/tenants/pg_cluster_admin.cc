@@ -1,0 +1,149 @@
+// PgClusterAdmin.
+#include "agent/tenants/pg_cluster_admin.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "common/pg/errors.h"
+#include "common/pg/identifiers.h"
+#include "common/pg/pool.h"
+
+namespace tether::agent {
+namespace {
+
+using common::QuoteIdentifier;
+
+bool IsSqlState(const std::exception& e, const char* state) {
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+  return sql != nullptr && sql->sqlstate() == state;
+}
+
+// Runs one statement outside a transaction (CREATE DATABASE refuses to run in one).
+absl::Status Execute(const std::string& url, const std::string& sql,
+                     const char* ok_state = nullptr) {
+  auto conn = common::Connect(url);
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::nontransaction tx(**conn);
+    tx.exec(sql);
+  } catch (const std::exception& e) {
+    if (ok_state != nullptr && IsSqlState(e, ok_state)) return absl::OkStatus();
+    return common::StatusFromException(e);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+PgClusterAdmin::PgClusterAdmin(PgClusterAdminOptions options, common::Clock* clock)
+    : options_(std::move(options)), clock_(clock) {}
+
+std::string PgClusterAdmin::TenantUrl(const std::string& tenant) const {
+  if (options_.tenancy == v1::TENANCY_SCHEMA) {
+    return common::WithOptions(SchemaDatabaseUrl(), "-c search_path=" + tenant);
+  }
+  return options_.url_for(tenant);
+}
+
+absl::Status PgClusterAdmin::EnsureSchemaDatabase() {
+  absl::MutexLock lock(&mu_);
+  if (schema_database_ready_ || options_.schema_database.empty()) return absl::OkStatus();
+  if (auto st = common::ValidateIdentifier("database", options_.schema_database); !st.ok()) {
+    return st;
+  }
+  // 42P04: duplicate_database — it exists already.
+  absl::Status st = Execute(AdminUrl(),
+                            "CREATE DATABASE " + QuoteIdentifier(options_.schema_database), "42P04");
+  if (st.ok()) schema_database_ready_ = true;
+  return st;
+}
+
+absl::StatusOr<std::set<std::string>> PgClusterAdmin::ListTenants() {
+  const bool schemas = options_.tenancy == v1::TENANCY_SCHEMA;
+  if (schemas && !options_.schema_database.empty()) {
+    // No schema database yet: no tenant exists.
+    auto conn = common::Connect(AdminUrl());
+    if (!conn.ok()) return conn.status();
+    try {
+      pqxx::read_transaction tx(**conn);
+      if (tx.exec_params("SELECT 1 FROM pg_database WHERE datname = $1", options_.schema_database)
+              .empty()) {
+        return std::set<std::string>();
+      }
+    } catch (const std::exception& e) {
+      return common::StatusFromException(e);
+    }
+  }
+  auto conn = common::Connect(schemas ? SchemaDatabaseUrl() : AdminUrl());
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::read_transaction tx(**conn);
+    std::set<std::string> names;
+    const char* sql = schemas
+        ? "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+          "AND nspname NOT IN ('information_schema', 'public')"
+        : "SELECT datname FROM pg_database WHERE NOT datistemplate";
+    for (const auto& r : tx.exec(sql)) names.insert(r[0].as<std::string>());
+    return names;
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
+}
+
+absl::Status PgClusterAdmin::CreateTenant(const std::string& tenant) {
+  if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  if (options_.tenancy == v1::TENANCY_SCHEMA) {
+    if (auto st = EnsureSchemaDatabase(); !st.ok()) return st;
+    return Execute(SchemaDatabaseUrl(), "CREATE SCHEMA IF NOT EXISTS " + QuoteIdentifier(tenant));
+  }
+  return Execute(AdminUrl(), "CREATE DATABASE " + QuoteIdentifier(tenant), "42P04");
+}
+
+absl::Status PgClusterAdmin::CloneTenant(const std::string& tenant, const std::string& source) {
+  return absl::UnimplementedError("cloning tenants comes with template onboarding");
+}
+
+common::Migrator PgClusterAdmin::TenantMigrator(const std::string& tenant,
+                                                const std::vector<common::Migration>& migrations,
+                                                const StepFn& step) const {
+  common::MigratorOptions options = options_.migrator;
+  options.set_name = "tenant";
+  // Schemas share a database: each tenant's migrator locks only its own schema.
+  if (options_.tenancy == v1::TENANCY_SCHEMA) options.lock_scope = tenant;
+  options.on_progress = step;
+  return common::Migrator(TenantUrl(tenant), migrations, options, clock_);
+}
+
+absl::StatusOr<int> PgClusterAdmin::ApplyMigrations(
+    const std::string& tenant, const std::vector<common::Migration>& migrations,
+    std::optional<int64_t> to, const StepFn& step) {
+  if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  return TenantMigrator(tenant, migrations, step).Up(to);
+}
+
+absl::StatusOr<common::MigrationReport> PgClusterAdmin::MigrationStatus(
+    const std::string& tenant, const std::vector<common::Migration>& migrations) {
+  if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  return TenantMigrator(tenant, migrations, nullptr).Status();
+}
+
+absl::Status PgClusterAdmin::DropTenant(const std::string& tenant) {
+  if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  if (options_.tenancy == v1::TENANCY_SCHEMA) {
+    return Execute(SchemaDatabaseUrl(), "DROP SCHEMA IF EXISTS " + QuoteIdentifier(tenant) + " CASCADE");
+  }
+  return Execute(AdminUrl(), "DROP DATABASE IF EXISTS " + QuoteIdentifier(tenant) + " WITH (FORCE)");
+}
+
+absl::StatusOr<int> PgClusterAdmin::Ping() {
+  auto conn = common::Connect(AdminUrl());
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::nontransaction tx(**conn);
+    return tx.exec1("SELECT current_setting('server_version_num')::int / 10000")[0].as<int>();
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
+}
+
+}  // namespace tether::agent

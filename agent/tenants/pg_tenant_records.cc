@@ -1,0 +1,51 @@
+// PgTenantRecords over the tenants table.
+#include "agent/tenants/pg_tenant_records.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tether::agent {
+
+absl::StatusOr<std::map<std::string, TenantRecord>> PgTenantRecords::List() {
+  return pool_.Run([&](pqxx::connection& c) -> absl::StatusOr<std::map<std::string, TenantRecord>> {
+    pqxx::read_transaction tx(c);
+    std::map<std::string, TenantRecord> out;
+    for (const auto& r : tx.exec(absl::StrCat("SELECT name, state, version, error, ",
+                                              common::EpochMicrosSql("updated_at"),
+                                              " FROM tenants"))) {
+      TenantRecord record;
+      record.name = r[0].as<std::string>();
+      (void)v1::TenantState_Parse(r[1].as<std::string>(), &record.state);
+      record.version = r[2].as<int64_t>();
+      record.error = r[3].as<std::string>();
+      record.updated_at = absl::FromUnixMicros(r[4].as<int64_t>());
+      out[record.name] = std::move(record);
+    }
+    return out;
+  });
+}
+
+absl::Status PgTenantRecords::Put(const TenantRecord& record) {
+  return pool_.Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work tx(c);
+    tx.exec_params(
+        "INSERT INTO tenants (name, state, version, error, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5::timestamptz) "
+        "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, version = EXCLUDED.version, "
+        "error = EXCLUDED.error, updated_at = EXCLUDED.updated_at",
+        record.name, v1::TenantState_Name(record.state), record.version, record.error,
+        common::PgTimestamp(record.updated_at));
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::Status PgTenantRecords::Remove(const std::string& name) {
+  return pool_.Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work tx(c);
+    tx.exec_params("DELETE FROM tenants WHERE name = $1", name);
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace tether::agent

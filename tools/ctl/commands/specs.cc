@@ -1,0 +1,127 @@
+// tetherctl apply -f SPEC [--dry-run] | diff -f SPEC | get spec C [--revision N] | history C:
+// cluster specs and their revisions.
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/spec/yaml.h"
+#include "tools/ctl/commands/command.h"
+#include "tools/ctl/output.h"
+
+namespace tether::ctl {
+namespace {
+
+struct SpecArgs {
+  std::string file;
+  bool dry_run = false;
+  std::string cluster;
+  int64_t revision = 0;
+  bool files = false;
+  int limit = 20;
+};
+
+// Reads the spec file (errors name its line), then asks the mothership to store or compare it.
+grpc::Status Apply(Session& s, const std::string& file, bool dry_run, bool diff_only) {
+  auto spec = common::LoadSpecFile(file);
+  if (!spec.ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(spec.status().message()));
+  }
+  v1::ApplySpecRequest req;
+  *req.mutable_spec() = *std::move(spec);
+  req.set_dry_run(dry_run || diff_only);
+  v1::ApplySpecResponse resp;
+  auto ctx = s.Context();
+  grpc::Status st = s.stub->ApplySpec(ctx.get(), req, &resp);
+  if (!st.ok()) return st;
+  if (!s.table()) {
+    PrintStructured(resp, s.config.output, *s.out);
+    return st;
+  }
+  for (const auto& c : resp.changes()) *s.out << c << "\n";
+  if (resp.changes().empty()) {
+    *s.out << "cluster " << resp.cluster() << " is unchanged at revision " << resp.revision() << "\n";
+  } else if (resp.stored()) {
+    *s.out << "cluster " << resp.cluster() << " is at revision " << resp.revision()
+           << "; agents converge on it now (tetherctl get agents, tetherctl get tenants)\n";
+  } else if (!diff_only) {
+    *s.out << "dry run: nothing stored; cluster " << resp.cluster() << " stays at revision "
+           << resp.previous_revision() << "\n";
+  }
+  return st;
+}
+
+}  // namespace
+
+void AddSpecCommands(CommandTree& tree) {
+  auto args = std::make_shared<SpecArgs>();
+  tree.args->push_back(args);
+
+  auto* apply = tree.app->add_subcommand(
+      "apply", "store a cluster spec as its next revision when it changed, and print what changed");
+  apply->add_option("-f,--file", args->file, "the spec (YAML); migrations.source is read beside it")
+      ->required();
+  apply->add_flag("--dry-run", args->dry_run, "print what would change; store nothing");
+  apply->callback([&tree, args] {
+    *tree.action = [args](Session& s) { return Apply(s, args->file, args->dry_run, false); };
+  });
+
+  auto* diff = tree.app->add_subcommand(
+      "diff", "print what applying a spec would change (the same as apply --dry-run)");
+  diff->add_option("-f,--file", args->file, "the spec (YAML)")->required();
+  diff->callback([&tree, args] {
+    *tree.action = [args](Session& s) { return Apply(s, args->file, true, true); };
+  });
+
+  auto* get_spec = tree.get->add_subcommand("spec", "show a cluster's spec, latest or at a revision");
+  get_spec->add_option("cluster", args->cluster, "cluster")->required();
+  get_spec->add_option("--revision", args->revision, "revision (default: the latest)");
+  get_spec->add_flag("--files", args->files, "with -o json/yaml: include the files' contents");
+  get_spec->callback([&tree, args] {
+    *tree.action = [args](Session& s) {
+      v1::GetSpecRequest req;
+      req.set_cluster(args->cluster);
+      req.set_revision(args->revision);
+      req.set_with_files(args->files && !s.table());
+      v1::SpecRevision resp;
+      auto ctx = s.Context();
+      grpc::Status st = s.stub->GetSpec(ctx.get(), req, &resp);
+      if (!st.ok()) return st;
+      if (!s.table()) {
+        PrintStructured(resp, s.config.output, *s.out);
+        return st;
+      }
+      *s.out << "# cluster " << resp.cluster() << " revision " << resp.revision() << ", applied "
+             << FormatTime(resp.created_at()) << " by " << resp.created_by() << "\n"
+             << common::SpecToYaml(resp.spec());
+      return st;
+    };
+  });
+
+  auto* history = tree.app->add_subcommand("history", "list a cluster's spec revisions: who, when, what changed");
+  history->add_option("cluster", args->cluster, "cluster")->required();
+  history->add_option("--limit", args->limit, "how many, newest first")->capture_default_str();
+  history->callback([&tree, args] {
+    *tree.action = [args](Session& s) {
+      v1::ListSpecRevisionsRequest req;
+      req.set_cluster(args->cluster);
+      req.set_limit(args->limit);
+      v1::ListSpecRevisionsResponse resp;
+      auto ctx = s.Context();
+      grpc::Status st = s.stub->ListSpecRevisions(ctx.get(), req, &resp);
+      if (!st.ok()) return st;
+      if (!s.table()) {
+        PrintStructured(resp, s.config.output, *s.out);
+        return st;
+      }
+      Table table{{"REVISION", "APPLIED", "BY", "CHANGES"}, {}};
+      for (const auto& r : resp.revisions()) {
+        table.rows.push_back({absl::StrCat(r.revision()), FormatTime(r.created_at()),
+                              r.created_by(), absl::StrJoin(r.changes(), "; ")});
+      }
+      PrintTable(table, *s.out);
+      return st;
+    };
+  });
+}
+
+}  // namespace tether::ctl

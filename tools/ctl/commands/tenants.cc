@@ -1,0 +1,67 @@
+// tetherctl get tenants [--cluster C] | get tenant C T: every tenant on every agent, as the
+// agents last reported them.
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tools/ctl/commands/command.h"
+#include "tools/ctl/output.h"
+
+namespace tether::ctl {
+namespace {
+
+struct TenantArgs {
+  std::string cluster;
+  std::string tenant;
+};
+
+grpc::Status ListTenants(Session& s, const std::string& cluster, const std::string& tenant) {
+  v1::ListTenantsRequest req;
+  req.set_cluster(cluster);
+  req.set_tenant(tenant);
+  v1::ListTenantsResponse resp;
+  auto ctx = s.Context();
+  grpc::Status st = s.stub->ListTenants(ctx.get(), req, &resp);
+  if (!st.ok()) return st;
+  if (!tenant.empty() && resp.tenants().empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no agent of cluster \"", cluster, "\" reports a tenant \"",
+                                     tenant, "\""));
+  }
+  if (!s.table()) {
+    PrintStructured(resp, s.config.output, *s.out);
+    return st;
+  }
+  Table table{{"CLUSTER", "AGENT", "TENANT", "STATE", "VERSION", "PENDING", "REVISION", "ERROR"}, {}};
+  for (const auto& t : resp.tenants()) {
+    const auto& status = t.status();
+    std::vector<std::string> pending;
+    for (int64_t v : status.pending_versions()) pending.push_back(absl::StrCat(v));
+    table.rows.push_back(
+        {t.cluster(), t.agent(), status.name(),
+         EnumName(v1::TenantState_Name(status.state()), "TENANT_STATE_"),
+         absl::StrCat(status.version(), "/", status.target_version()),
+         pending.empty() ? "-" : absl::StrJoin(pending, ","), absl::StrCat(t.revision()),
+         status.error().empty() ? "-" : status.error()});
+  }
+  PrintTable(table, *s.out);
+  return st;
+}
+
+}  // namespace
+
+void AddTenantCommands(CommandTree& tree) {
+  auto args = std::make_shared<TenantArgs>();
+  tree.args->push_back(args);
+  auto* list = tree.get->add_subcommand("tenants", "list tenants on every agent: state, version, pending migrations");
+  list->add_option("--cluster", args->cluster, "only this cluster");
+  list->callback([&tree, args] {
+    *tree.action = [args](Session& s) { return ListTenants(s, args->cluster, ""); };
+  });
+  auto* one = tree.get->add_subcommand("tenant", "show one tenant on every agent of its cluster");
+  one->add_option("cluster", args->cluster, "cluster")->required();
+  one->add_option("tenant", args->tenant, "tenant")->required();
+  one->callback([&tree, args] {
+    *tree.action = [args](Session& s) { return ListTenants(s, args->cluster, args->tenant); };
+  });
+}
+
+}  // namespace tether::ctl

@@ -1,0 +1,111 @@
+// Fleet.
+#include "tests/testing/fleet.h"
+
+#include <signal.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/pg/local_postgres.h"
+#include "common/process.h"
+#include "tests/testing/mothership_process.h"
+
+namespace tether::testing {
+
+Fleet::~Fleet() {
+  mothership_.reset();
+  agents_.clear();
+  // PostgreSQL servers started by pg_ctl outlive the processes that started them.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    if (entry.is_directory()) StopPostgres(entry.path().string() + "/postgres");
+  }
+}
+
+void Fleet::StopPostgres(const std::string& root) {
+  common::RealProcessRunner runner;
+  common::LocalPostgresOptions options;
+  options.root = root;
+  common::LocalPostgres pg(options, &runner);
+  if (std::filesystem::exists(root) && pg.EnsureInitialized().ok()) (void)pg.Stop();
+}
+
+bool Fleet::StartMothership(const std::string& listen) {
+  auto m = StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
+                                  {"--listen", listen, "--heartbeat-ttl", "3s"},
+                                  dir_.path() + "/mothership.log");
+  EXPECT_TRUE(m.ok()) << m.status();
+  if (!m.ok()) return false;
+  mothership_ = std::move(m->process);
+  server_ = m->server;
+  token_ = m->token;
+  return true;
+}
+
+std::string Fleet::CreateToken(const std::string& cluster) {
+  std::string out;
+  EXPECT_EQ(Ctl({"tokens", "create", "--cluster", cluster}, &out), 0) << out;
+  return std::string(absl::StripAsciiWhitespace(out));
+}
+
+ChildProcess* Fleet::StartAgent(const std::string& name, const std::string& bootstrap_token,
+                                const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> argv = {TETHER_AGENT_BIN, "--mothership", server_, "--bootstrap-token",
+                                   bootstrap_token, "--name", name, "--data-dir",
+                                   dir_.path() + "/" + name, "--heartbeat-interval", "300ms",
+                                   "--reconnect-max", "1s"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  agents_[name] = std::make_unique<ChildProcess>(argv, std::vector<std::string>{},
+                                                 dir_.path() + "/" + name + ".log");
+  return agents_[name].get();
+}
+
+void Fleet::KillAgent(const std::string& name) {
+  agents_[name]->Signal(SIGKILL);
+  agents_[name]->Wait();
+}
+
+void Fleet::WipeAgent(const std::string& name) {
+  const std::string data = dir_.path() + "/" + name;
+  StopPostgres(data + "/postgres");
+  std::filesystem::remove_all(data);
+}
+
+int Fleet::Ctl(const std::vector<std::string>& args, std::string* out, std::string* err) {
+  std::vector<std::string> argv = {TETHER_CTL_BIN, "--server", server_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string ignored;
+  return RunCommand(argv, {"TETHER_TOKEN=" + token_, "HOME=" + dir_.path()}, out,
+                    err != nullptr ? err : &ignored);
+}
+
+nlohmann::json Fleet::CtlJson(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"-o", "json"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string out;
+  if (Ctl(argv, &out) != 0) return nlohmann::json::object();
+  return nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+}
+
+std::string Fleet::AgentDatabaseUrl(const std::string& name, const std::string& db) {
+  const std::string data = dir_.path() + "/" + name;
+  common::RealProcessRunner runner;
+  common::LocalPostgresOptions options;
+  options.root = data + "/postgres";
+  auto password = common::ReadFile(data + "/postgres.password");
+  if (password.ok()) options.password = std::string(absl::StripAsciiWhitespace(*password));
+  common::LocalPostgres pg(options, &runner);
+  if (!pg.EnsureInitialized().ok()) return "";
+  return pg.ConnectionUrl(db);
+}
+
+std::string Fleet::Logs() {
+  std::string logs = absl::StrCat("--- mothership ---\n", mothership_ ? mothership_->Log() : "");
+  for (const auto& [name, agent] : agents_) absl::StrAppend(&logs, "--- ", name, " ---\n", agent->Log());
+  return logs;
+}
+
+}  // namespace tether::testing

@@ -1,0 +1,62 @@
+// Fleet: the real binaries as processes for end-to-end tests — a lite mothership, agents with
+// the local provisioner, tetherctl — in one temporary directory, with helpers to read the
+// fleet through tetherctl's JSON and to reach an agent's own PostgreSQL. Stops every process
+// and PostgreSQL it started when it goes away. Not thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/testing/child_process.h"
+#include "tests/testing/postgres_server.h"
+
+namespace tether::testing {
+
+class Fleet {
+ public:
+  Fleet() = default;
+  ~Fleet();
+
+  // Starts the mothership on `listen` (127.0.0.1:0 for any port); false (and a test failure
+  // with its log) when it does not come up.
+  bool StartMothership(const std::string& listen = "127.0.0.1:0");
+  // A bootstrap token of `cluster`.
+  std::string CreateToken(const std::string& cluster);
+  // Starts agent `name` with its data dir under the fleet's directory.
+  ChildProcess* StartAgent(const std::string& name, const std::string& bootstrap_token,
+                           const std::vector<std::string>& extra_flags = {});
+  // Kills agent `name` with SIGKILL and waits for it.
+  void KillAgent(const std::string& name);
+  // Stops the agent's PostgreSQL and deletes its data dir: the container was lost.
+  void WipeAgent(const std::string& name);
+
+  // Runs tetherctl; returns its exit status, stdout in *out and stderr in *err.
+  int Ctl(const std::vector<std::string>& args, std::string* out, std::string* err = nullptr);
+  // `tetherctl -o json ARGS`, parsed; an empty object when it fails.
+  nlohmann::json CtlJson(const std::vector<std::string>& args);
+
+  // URL of database `db` on agent `name`'s own PostgreSQL.
+  std::string AgentDatabaseUrl(const std::string& name, const std::string& db);
+
+  const std::string& dir() const { return dir_.path(); }
+  const std::string& server() const { return server_; }
+  ChildProcess* mothership() { return mothership_.get(); }
+  ChildProcess* agent(const std::string& name) { return agents_[name].get(); }
+  // The logs of every process, for a failing assertion.
+  std::string Logs();
+
+ private:
+  void StopPostgres(const std::string& root);
+
+  TempDir dir_;
+  std::unique_ptr<ChildProcess> mothership_;
+  std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
+  std::string server_;
+  std::string token_;
+};
+
+}  // namespace tether::testing

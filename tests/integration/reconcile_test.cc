@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <pqxx/pqxx>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -48,6 +49,9 @@ class ReconcileTest : public ::testing::Test {
     options.set_name = "tether-agent";
     ASSERT_TRUE(common::Migrator(own_url_, *own, options, common::RealClock::Get()).Up().ok());
     records_ = std::make_unique<PgTenantRecords>(own_url_);
+    // Tenants are databases on the harness's one server: names unique to this test run.
+    static int run = 0;
+    prefix_ = absl::StrCat("r", ::getpid(), "_", ++run, "_");
   }
 
   std::unique_ptr<PgClusterAdmin> Admin(v1::Tenancy tenancy, const std::string& schema_db = "") {
@@ -97,11 +101,12 @@ class ReconcileTest : public ::testing::Test {
   std::string admin_url_;
   std::string own_url_;
   std::unique_ptr<PgTenantRecords> records_;
+  std::string prefix_;
 };
 
 TEST_F(ReconcileTest, TenantsAsDatabasesAreCreatedMigratedAndPruned) {
   auto admin = Admin(v1::TENANCY_DATABASE);
-  const std::vector<std::string> tenants = {"rdb_acme", "rdb_globex", "rdb_initech"};
+  const std::vector<std::string> tenants = {prefix_ + "acme", prefix_ + "globex", prefix_ + "initech"};
   auto report = Reconcile(admin.get(), Spec(v1::TENANCY_DATABASE, tenants));
   ASSERT_TRUE(report.status.ok()) << report.status;
   ASSERT_EQ(report.tenants.size(), 3u);
@@ -124,18 +129,20 @@ TEST_F(ReconcileTest, TenantsAsDatabasesAreCreatedMigratedAndPruned) {
   EXPECT_NE(steps[0].find("3 tenants, 0 to change"), std::string::npos) << steps[0];
 
   // Leaving the spec with prune on drops the database.
-  report = Reconcile(admin.get(), Spec(v1::TENANCY_DATABASE, {"rdb_acme"}, /*prune=*/true));
+  report = Reconcile(admin.get(), Spec(v1::TENANCY_DATABASE, {prefix_ + "acme"}, /*prune=*/true));
   ASSERT_TRUE(report.status.ok()) << report.status;
   EXPECT_EQ(report.tenants.size(), 1u);
-  EXPECT_EQ(Count(admin_url_, "SELECT count(*) FROM pg_database WHERE datname LIKE 'rdb\\_%'"), 1);
+  EXPECT_EQ(Count(admin_url_, absl::StrCat("SELECT count(*) FROM pg_database WHERE datname LIKE '",
+                                           prefix_, "%'")),
+            1);
 }
 
 TEST_F(ReconcileTest, TenantsAsSchemasLiveInTheirOwnSchemaWithTheirOwnBookkeeping) {
-  auto admin = Admin(v1::TENANCY_SCHEMA, "rsch_shop");
+  auto admin = Admin(v1::TENANCY_SCHEMA, prefix_ + "shop");
   const std::vector<std::string> tenants = {"acme", "globex"};
   auto report = Reconcile(admin.get(), Spec(v1::TENANCY_SCHEMA, tenants));
   ASSERT_TRUE(report.status.ok()) << report.status;
-  const std::string db = common::WithDatabase(admin_url_, "rsch_shop");
+  const std::string db = common::WithDatabase(admin_url_, prefix_ + "shop");
   for (const auto& t : tenants) {
     EXPECT_EQ(Count(db, absl::StrCat("SELECT count(*) FROM information_schema.tables WHERE "
                                      "table_schema = '", t, "' AND table_name IN "
@@ -168,7 +175,8 @@ TEST_F(ReconcileTest, AReconcileKilledPartWayIsResumedWithEveryMigrationAppliedO
   write("0002_gate.up.sql", "SELECT pg_advisory_xact_lock(4242); INSERT INTO applied_log VALUES (2);");
   write("0003_more.up.sql", "INSERT INTO applied_log VALUES (3);");
   std::vector<std::string> tenants;
-  for (int i = 0; i < 24; ++i) tenants.push_back(absl::StrFormat("kr_t%02d", i));
+  for (int i = 0; i < 24; ++i) tenants.push_back(absl::StrFormat("%st%02d", prefix_, i));
+  const std::string gated_tenant = tenants[7];
   ASSERT_TRUE(common::WriteFileAtomically(
                   dir.path() + "/spec.yaml",
                   absl::StrCat("cluster: shop\nmigrations: {policy: auto, source: migrations}\n"
@@ -176,14 +184,14 @@ TEST_F(ReconcileTest, AReconcileKilledPartWayIsResumedWithEveryMigrationAppliedO
                   0644)
                   .ok());
 
-  // The gate: kr_t07 exists already (as after a crash between CREATE DATABASE and its record)
+  // The gate: tenant 7 exists already (as after a crash between CREATE DATABASE and its record)
   // and its migration 2 will wait for us.
   {
     pqxx::connection c(admin_url_);
     pqxx::nontransaction tx(c);
-    tx.exec("CREATE DATABASE kr_t07");
+    tx.exec("CREATE DATABASE " + gated_tenant);
   }
-  const std::string gated = common::WithDatabase(admin_url_, "kr_t07");
+  const std::string gated = common::WithDatabase(admin_url_, gated_tenant);
   auto gate = std::make_unique<pqxx::connection>(gated);
   {
     pqxx::nontransaction tx(*gate);
@@ -194,7 +202,7 @@ TEST_F(ReconcileTest, AReconcileKilledPartWayIsResumedWithEveryMigrationAppliedO
                                          dir.path() + "/spec.yaml"};
   {
     testing::ChildProcess worker(argv, {}, dir.path() + "/first.log");
-    // Every other tenant finishes; kr_t07 waits at its gate.
+    // Every other tenant finishes; tenant 7 waits at its gate.
     ASSERT_TRUE(PollUntil([&] {
       return Count(own_url_, "SELECT count(*) FROM tenants WHERE state = 'TENANT_STATE_READY'") == 23 &&
              Count(gated, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 1;
@@ -202,8 +210,9 @@ TEST_F(ReconcileTest, AReconcileKilledPartWayIsResumedWithEveryMigrationAppliedO
     worker.Signal(SIGKILL);
     EXPECT_EQ(worker.Wait(), 128 + SIGKILL);
   }
-  EXPECT_NE(Count(own_url_, "SELECT count(*) FROM tenants WHERE name = 'kr_t07' AND state IN "
-                            "('TENANT_STATE_CREATING', 'TENANT_STATE_MIGRATING')"),
+  EXPECT_NE(Count(own_url_, absl::StrCat("SELECT count(*) FROM tenants WHERE name = '", gated_tenant,
+                                         "' AND state IN ('TENANT_STATE_CREATING', "
+                                         "'TENANT_STATE_MIGRATING')")),
             0);
   gate.reset();  // open the gate
 

@@ -37,14 +37,21 @@ Plan PlanReconcile(const v1::ClusterSpec& spec, int64_t target_version,
     const bool unsettled = seen->state == v1::TENANT_STATE_MIGRATING ||
                            seen->state == v1::TENANT_STATE_FAILED ||
                            seen->state == v1::TENANT_STATE_ORPHANED;
-    if (auto_migrate && (behind || unsettled)) {
-      plan.actions.push_back({ActionKind::kMigrate, t.name(), seen->version, target_version});
-    } else if (!auto_migrate && behind) {
-      plan.pending.push_back(t.name());
-    } else if (unsettled) {
-      // Policy manual: an orphan that came back, or a failure to settle, is re-checked without
-      // migrating (to its own version).
+    if (auto_migrate) {
+      if (behind || unsettled || seen->state != v1::TENANT_STATE_READY) {
+        plan.actions.push_back({ActionKind::kMigrate, t.name(), seen->version, target_version});
+      }
+      continue;
+    }
+    // Policy manual: nothing is migrated. A tenant whose record does not say what it is now
+    // (an orphan back in the spec, a failure, ready at a version a new revision moved past) is
+    // checked at its own version, which records it pending or ready; one already recorded
+    // pending is left alone.
+    const v1::TenantState settled = behind ? v1::TENANT_STATE_PENDING : v1::TENANT_STATE_READY;
+    if (unsettled || seen->state != settled) {
       plan.actions.push_back({ActionKind::kMigrate, t.name(), seen->version, seen->version});
+    } else if (behind) {
+      plan.pending.push_back(t.name());
     }
   }
   for (const auto& [name, seen] : observed.tenants) {

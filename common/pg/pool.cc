@@ -2,6 +2,7 @@
 #include "common/pg/pool.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/url.h"
 
 namespace tether::common {
 
@@ -19,26 +20,10 @@ bool IsUri(const std::string& url) {
   return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
 }
 
-// A query parameter value of a URI, percent-encoded.
-std::string UriEncoded(const std::string& value) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::string WithParameter(const std::string& url, const std::string& key, const std::string& value) {
   if (IsUri(url)) {
     return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&", key, "=",
-                        UriEncoded(value));
+                        PercentEncode(value));
   }
   return absl::StrCat(url, url.empty() ? "" : " ", key, "='", value, "'");
 }

@@ -24,6 +24,7 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/specs.h"
 
 namespace tether::agent {
 std::vector<common::MigrationFile> AgentMigrationFiles();
@@ -68,13 +69,8 @@ class ReconcileTest : public ::testing::Test {
 
   static v1::ClusterSpec Spec(v1::Tenancy tenancy, std::vector<std::string> tenants,
                               bool prune = false) {
-    v1::ClusterSpec spec;
-    spec.set_cluster("shop");
-    spec.set_mode(v1::AGENT_MODE_LITE);
-    spec.mutable_postgres()->set_version(15);
+    v1::ClusterSpec spec = testing::BaseSpec();
     spec.set_tenancy(tenancy);
-    spec.set_onboarding(v1::ONBOARDING_MIGRATIONS);
-    spec.mutable_migrations()->set_policy(v1::MIGRATION_POLICY_AUTO);
     spec.set_prune(prune);
     for (const auto& t : tenants) spec.add_tenants()->set_name(t);
     for (const auto& [name, sql] : std::vector<std::pair<std::string, std::string>>{
@@ -82,10 +78,7 @@ class ReconcileTest : public ::testing::Test {
              {"0002_orders.up.sql",
               "CREATE TABLE orders (id bigserial PRIMARY KEY, account bigint REFERENCES accounts);"},
              {"0003_view.up.sql", "CREATE VIEW order_count AS SELECT count(*) FROM orders;"}}) {
-      auto* f = spec.mutable_migrations()->add_files();
-      f->set_name(name);
-      f->set_contents(sql);
-      f->set_sha256(common::FileSha256(sql));
+      testing::AddMigrationFile(&spec, name, sql);
     }
     return spec;
   }

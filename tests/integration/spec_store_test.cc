@@ -14,6 +14,7 @@
 #include "controlplane/mothership.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/specs.h"
 #include "tether/v1/control_service.grpc.pb.h"
 
 namespace tether::controlplane {
@@ -50,22 +51,13 @@ class SpecStoreTest : public ::testing::Test {
   }
 
   static v1::ClusterSpec Spec(std::vector<std::string> tenants = {"acme"}) {
-    v1::ClusterSpec spec;
-    spec.set_cluster("shop");
-    spec.set_mode(v1::AGENT_MODE_LITE);
-    spec.mutable_postgres()->set_version(15);
-    spec.set_tenancy(v1::TENANCY_DATABASE);
-    spec.set_onboarding(v1::ONBOARDING_MIGRATIONS);
-    spec.mutable_migrations()->set_policy(v1::MIGRATION_POLICY_AUTO);
+    v1::ClusterSpec spec = testing::BaseSpec();
     for (const auto& t : tenants) spec.add_tenants()->set_name(t);
     AddFile(&spec, "0001_init.up.sql", "CREATE TABLE t (id int);");
     return spec;
   }
   static void AddFile(v1::ClusterSpec* spec, const std::string& name, const std::string& sql) {
-    auto* f = spec->mutable_migrations()->add_files();
-    f->set_name(name);
-    f->set_contents(sql);
-    f->set_sha256(common::FileSha256(sql));
+    testing::AddMigrationFile(spec, name, sql);
   }
 
   grpc::Status Apply(const v1::ClusterSpec& spec, v1::ApplySpecResponse* resp, bool dry_run = false) {

@@ -23,6 +23,7 @@
 #include "agent/reconcile/reconciler.h"
 #include "common/spec/spec.h"
 #include "tests/testing/fake_clock.h"
+#include "tests/testing/specs.h"
 #include "tests/testing/fake_cluster_admin.h"
 #include "tests/testing/fake_tenant_records.h"
 
@@ -45,19 +46,10 @@ const std::vector<std::pair<std::string, std::string>>& MigrationFiles() {
 v1::ClusterSpec ShopSpec(const std::vector<std::string>& tenants,
                          v1::MigrationPolicy policy = v1::MIGRATION_POLICY_AUTO,
                          bool prune = false, int64_t migrations = kTarget) {
-  v1::ClusterSpec spec;
-  spec.set_cluster("shop");
-  spec.set_mode(v1::AGENT_MODE_LITE);
-  spec.mutable_postgres()->set_version(15);
-  spec.set_tenancy(v1::TENANCY_DATABASE);
-  spec.set_onboarding(v1::ONBOARDING_MIGRATIONS);
+  v1::ClusterSpec spec = testing::BaseSpec();
   spec.mutable_migrations()->set_policy(policy);
   for (const auto& [name, sql] : MigrationFiles()) {
-    if (std::stoll(name.substr(0, 4)) > migrations) continue;
-    auto* f = spec.mutable_migrations()->add_files();
-    f->set_name(name);
-    f->set_contents(sql);
-    f->set_sha256(common::FileSha256(sql));
+    if (std::stoll(name.substr(0, 4)) <= migrations) testing::AddMigrationFile(&spec, name, sql);
   }
   spec.set_prune(prune);
   for (const auto& t : tenants) spec.add_tenants()->set_name(t);

@@ -12,6 +12,7 @@
 #include "common/spec/spec.h"
 #include "common/spec/yaml.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/specs.h"
 
 namespace tether::common {
 namespace {
@@ -141,13 +142,7 @@ TEST_F(SpecTest, LimitsAreKept) {
 
 TEST_F(SpecTest, ARawSpecIsCheckedToo) {
   // What a client other than tetherctl may send: files whose checksum or text is wrong.
-  v1::ClusterSpec spec;
-  spec.set_cluster("shop");
-  spec.set_mode(v1::AGENT_MODE_LITE);
-  spec.mutable_postgres()->set_version(15);
-  spec.set_tenancy(v1::TENANCY_DATABASE);
-  spec.set_onboarding(v1::ONBOARDING_MIGRATIONS);
-  spec.mutable_migrations()->set_policy(v1::MIGRATION_POLICY_AUTO);
+  v1::ClusterSpec spec = testing::BaseSpec();
   ASSERT_TRUE(ValidateSpec(spec).ok());
   auto* f = spec.mutable_migrations()->add_files();
   f->set_name("0001_a.up.sql");
@@ -168,17 +163,10 @@ TEST_F(SpecTest, ARawSpecIsCheckedToo) {
 
 v1::ClusterSpec Spec(std::vector<std::string> tenants,
                      std::vector<std::pair<std::string, std::string>> files, bool prune = false) {
-  v1::ClusterSpec spec;
-  spec.set_cluster("shop");
-  spec.set_tenancy(v1::TENANCY_DATABASE);
+  v1::ClusterSpec spec = testing::BaseSpec();
   spec.set_prune(prune);
   for (const auto& t : tenants) spec.add_tenants()->set_name(t);
-  for (const auto& [name, sql] : files) {
-    auto* f = spec.mutable_migrations()->add_files();
-    f->set_name(name);
-    f->set_contents(sql);
-    f->set_sha256(FileSha256(sql));
-  }
+  for (const auto& [name, sql] : files) testing::AddMigrationFile(&spec, name, sql);
   return spec;
 }
 

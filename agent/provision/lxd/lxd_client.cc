@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/url.h"
 
 namespace tether::agent {
 namespace {
@@ -74,20 +75,7 @@ std::string OctalMode(int mode) {
 
 }  // namespace
 
-std::string LxdEscape(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string LxdEscape(const std::string& s) { return common::PercentEncode(s, "/"); }
 
 LxdClient::LxdClient(LxdTransport* transport, common::Clock* clock)
     : transport_(transport), clock_(clock) {}

@@ -44,6 +44,10 @@ absl::Status Mothership::StartServer() {
   builder.AddListeningPort(config_.listen, *creds, &port_);
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(control_service_.get());
+  // A stream whose agent vanished without closing it (a container deleted with its network)
+  // is noticed within half a minute, so its name can register again.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   // Agents ping through idle periods; let their keepalives through.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);

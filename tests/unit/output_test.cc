@@ -41,5 +41,11 @@ TEST(OutputTest, AgoIsHumanSized) {
   EXPECT_EQ(Ago(100, 100 + 3 * 86400), "3d ago");
 }
 
+TEST(OutputTest, SuppliedTextCannotForgeARowOrDriveTheTerminal) {
+  EXPECT_EQ(Printable("migration 3 (x) failed: \"oops\""), "migration 3 (x) failed: \"oops\"");
+  EXPECT_EQ(Printable("a\nfake-row  ready\x1b[2J"), "a\\nfake-row  ready\\x1b[2J");
+  EXPECT_EQ(Printable("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 stays readable
+}
+
 }  // namespace
 }  // namespace tether::ctl

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace tether::ctl {
@@ -70,6 +71,19 @@ void PrintStructured(const google::protobuf::Message& message, const std::string
   YAML::Emitter emitter;
   EmitYaml(nlohmann::json::parse(json), emitter);
   out << emitter.c_str() << "\n";
+}
+
+std::string Printable(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      absl::StrAppend(&out, absl::CHexEscape(absl::string_view(&c, 1)));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
 }
 
 std::string Ago(int64_t unix_seconds, int64_t now_unix_seconds) {

@@ -22,6 +22,10 @@ void PrintTable(const Table& table, std::ostream& out);
 void PrintStructured(const google::protobuf::Message& message, const std::string& format,
                      std::ostream& out);
 
+// Text an agent or a spec supplied, safe for one table cell: control characters (newlines,
+// escape sequences) shown as C escapes, so a value cannot forge a row or drive the terminal.
+std::string Printable(const std::string& s);
+
 // "3s ago", "5m ago", "2h ago", "4d ago"; "never" for a zero time.
 std::string Ago(int64_t unix_seconds, int64_t now_unix_seconds);
 

@@ -102,7 +102,7 @@ void AddAgentCommands(CommandTree& tree) {
              << (resp.nack_revision() == 0
                      ? std::string("-")
                      : absl::StrCat("revision ", resp.nack_revision(), " at ",
-                                    FormatTime(resp.nack_at()), ": ", resp.nack_error()))
+                                    FormatTime(resp.nack_at()), ": ", Printable(resp.nack_error())))
              << "\n";
       return st;
     };

@@ -16,7 +16,7 @@ void PrintEvents(const google::protobuf::RepeatedPtrField<v1::Event>& events, st
   Table table{{"ID", "TIME", "CLUSTER", "AGENT", "KIND", "MESSAGE"}, {}};
   for (const auto& e : events) {
     table.rows.push_back({absl::StrCat(e.id()), FormatTime(e.at()), e.cluster().empty() ? "-" : e.cluster(),
-                          e.agent().empty() ? "-" : e.agent(), e.kind(), e.message()});
+                          e.agent().empty() ? "-" : e.agent(), e.kind(), Printable(e.message())});
   }
   if (header) {
     PrintTable(table, out);

@@ -40,7 +40,7 @@ grpc::Status ListTenants(Session& s, const std::string& cluster, const std::stri
          EnumName(v1::TenantState_Name(status.state()), "TENANT_STATE_"),
          absl::StrCat(status.version(), "/", status.target_version()),
          pending.empty() ? "-" : absl::StrJoin(pending, ","), absl::StrCat(t.revision()),
-         status.error().empty() ? "-" : status.error()});
+         status.error().empty() ? "-" : Printable(status.error())});
   }
   PrintTable(table, *s.out);
   return st;

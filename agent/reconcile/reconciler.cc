@@ -80,8 +80,12 @@ ReconcileReport Reconciler::Reconcile(int64_t revision, const v1::ClusterSpec& s
 
   const Plan plan = PlanReconcile(spec, target, observed);
   step(absl::StrCat("revision ", revision, ": ", spec.tenants_size(), " tenants, ",
-                    plan.actions.size(), " to change, ", plan.pending.size(),
-                    " pending (policy manual), target version ", target));
+                    plan.actions.size(), " to change, ",
+                    plan.pending.empty() ? ""
+                                         : absl::StrCat(plan.pending.size(),
+                                                        " left pending (policy manual), "),
+                    "target version ", target,
+                    spec.hooks_size() > 0 ? "; hooks are stored, not run by this agent yet" : ""));
   auto onboarding = MakeOnboarding(spec.onboarding(), step);
   Executor executor(admin_, records_, onboarding.get(), clock_, concurrency_);
   ExecutionResult result = executor.Run(plan, *migrations, target, step, stop);

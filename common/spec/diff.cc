@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace tether::common {
@@ -96,6 +97,22 @@ std::vector<std::string> DiffSpecs(const v1::ClusterSpec* before, const v1::Clus
   return out;
 }
 
+namespace {
+
+// The version of an up migration file ("0003_x.up.sql" → 3); 0 for anything else.
+int64_t UpVersion(const std::string& name) {
+  const size_t underscore = name.find('_');
+  int64_t version = 0;
+  if (underscore == std::string::npos || name.size() < 7 ||
+      name.compare(name.size() - 7, 7, ".up.sql") != 0 ||
+      !absl::SimpleAtoi(name.substr(0, underscore), &version)) {
+    return 0;
+  }
+  return version;
+}
+
+}  // namespace
+
 absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec& after) {
   if (before.tenancy() != after.tenancy()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -103,8 +120,28 @@ absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec
         " to ", Lower(v1::Tenancy_Name(after.tenancy()), "TENANCY_"),
         " once a revision exists; make a new cluster instead"));
   }
+  const auto files_before = Files(before);
   const auto files_after = Files(after);
-  for (const auto& [name, sha] : Files(before)) {
+  // A new migration numbered below the newest one an earlier revision carried would be skipped
+  // by every tenant already past it: tenants at the same version would differ.
+  int64_t newest = 0;
+  std::string newest_name;
+  for (const auto& [name, sha] : files_before) {
+    if (UpVersion(name) > newest) {
+      newest = UpVersion(name);
+      newest_name = name;
+    }
+  }
+  for (const auto& [name, sha] : files_after) {
+    const int64_t version = UpVersion(name);
+    if (files_before.count(name) == 0 && version > 0 && version <= newest) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "migration file ", name, " is numbered at or below ", newest_name,
+          ", which an earlier revision carried; tenants past it would never run it: number new "
+          "migrations after the last one"));
+    }
+  }
+  for (const auto& [name, sha] : files_before) {
     auto it = files_after.find(name);
     if (it == files_after.end()) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -17,7 +17,8 @@ namespace tether::common {
 std::vector<std::string> DiffSpecs(const v1::ClusterSpec* before, const v1::ClusterSpec& after);
 
 // kFailedPrecondition when `after` may not follow `before`: a migration file `before` had is
-// edited or removed (named in the error), or the tenancy changes.
+// edited or removed, a new migration is numbered at or below the newest `before` had (each
+// named in the error), or the tenancy changes.
 absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec& after);
 
 }  // namespace tether::common

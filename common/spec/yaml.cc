@@ -92,8 +92,12 @@ class Parser {
 
   void CheckKeys(const YAML::Node& map, const std::string& prefix,
                  const std::set<std::string>& allowed) {
+    std::set<std::string> seen;
     for (const auto& kv : map) {
       const std::string key = kv.first.Scalar();
+      if (!seen.insert(key).second) {
+        throw ParseError{Line(kv.first), prefix + key, "is given twice"};
+      }
       if (allowed.count(key) == 0) {
         throw ParseError{Line(kv.first), prefix + key,
                          absl::StrCat("unknown field (known: ",
@@ -109,15 +113,16 @@ class Parser {
       if (required) throw ParseError{Line(map), key, "is required"};
       return "";
     }
-    if (!n.IsScalar()) throw ParseError{Line(n), key, "must be a single value"};
+    if (!n.IsScalar() || n.Scalar().empty()) {
+      throw ParseError{Line(n), key, "must be a single, non-empty value"};
+    }
     return n.Scalar();
   }
 
   template <typename E>
   E Choice(const YAML::Node& map, const std::string& key, const std::string& fallback,
            const std::map<std::string, E>& choices) {
-    std::string value = Scalar(map, key, false);
-    if (value.empty()) value = fallback;
+    std::string value = map[key] ? Scalar(map, key, false) : fallback;
     auto it = choices.find(value);
     if (it == choices.end()) {
       std::vector<std::string> names;

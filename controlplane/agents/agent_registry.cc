@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
 #include "common/secrets.h"
 #include "controlplane/agents/liveness.h"
@@ -249,17 +250,32 @@ absl::Status AgentRegistry::FlushHeartbeats() {
     std::vector<const AgentIdentity*> recovered_agents;
     for (const auto& [id, s] : batch) {
       std::string health_json;
-      (void)google::protobuf::util::MessageToJsonString(s.health, &health_json);
-      auto recovered = tx.exec_params(
-          "UPDATE agents SET lost_reported = false "
-          "WHERE id = $1::uuid AND incarnation = $2 AND lost_reported RETURNING name",
-          id, s.agent.incarnation);
-      if (!recovered.empty()) recovered_agents.push_back(&s.agent);
-      tx.exec_params(
-          "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
-          "applied_revision = GREATEST(applied_revision, coalesce($5, 0)) "
-          "WHERE id = $1::uuid AND incarnation = $2",
-          id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
+      if (!google::protobuf::util::MessageToJsonString(s.health, &health_json).ok()) {
+        health_json = "{}";  // a value JSON cannot carry (a duration out of range): not kept
+      }
+      // Each agent in a subtransaction: what one agent sent can never keep the others' sightings
+      // from being written (they would all turn lost).
+      try {
+        pqxx::subtransaction one(tx);
+        auto recovered = one.exec_params(
+            "UPDATE agents SET lost_reported = false "
+            "WHERE id = $1::uuid AND incarnation = $2 AND lost_reported RETURNING name",
+            id, s.agent.incarnation);
+        // An applied revision counts only up to the cluster's latest: Hello cannot inflate it.
+        one.exec_params(
+            "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
+            "applied_revision = GREATEST(applied_revision, LEAST(coalesce($5::bigint, 0), "
+            "  (SELECT last_revision FROM clusters WHERE clusters.name = agents.cluster))) "
+            "WHERE id = $1::uuid AND incarnation = $2",
+            id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
+        one.commit();
+        if (!recovered.empty()) recovered_agents.push_back(&s.agent);
+      } catch (const pqxx::broken_connection&) {
+        throw;
+      } catch (const std::exception& e) {
+        spdlog::warn("sighting not recorded agent={} reason=\"{}\"", s.agent.name,
+                     common::StatusFromException(e).message());
+      }
     }
     for (const AgentIdentity* agent : recovered_agents) {
       EventLog::Append(tx, agent->cluster, agent->name, "agent.recovered", "heartbeats arrive again");

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -13,16 +15,22 @@
 #include "common/logging.h"
 #include "common/pg/identifiers.h"
 #include "common/spec/spec.h"
+#include "common/text.h"
 
 namespace tether::controlplane {
 namespace {
 
 using google::protobuf::util::TimeUtil;
 
-std::string Cut(const std::string& s) {
-  if (s.size() <= kMaxReportedError) return s;
-  return absl::StrCat(s.substr(0, kMaxReportedError), "... (", s.size() - kMaxReportedError,
-                      " more bytes)");
+std::string Cut(const std::string& s) { return common::CutText(s, kMaxReportedError); }
+
+// Agent-supplied text the database will store: UTF-8 without NUL (PostgreSQL's text has none).
+absl::Status CheckText(const std::string& what, const std::string& s) {
+  if (!common::IsUtf8(s)) return absl::InvalidArgumentError(absl::StrCat(what, " is not UTF-8"));
+  if (s.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " contains a NUL byte"));
+  }
+  return absl::OkStatus();
 }
 
 std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d)); }
@@ -55,12 +63,24 @@ absl::Status AgentReports::Record(
                                                    " tenants; at most ", common::kMaxTenants));
   }
   nlohmann::json rows = nlohmann::json::array();
+  std::set<std::string> names;
   for (const auto& t : tenants) {
     if (auto st = common::ValidateIdentifier("tenant", t.name()); !st.ok()) return st;
+    if (!names.insert(t.name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat("tenant ", t.name(), " is reported twice"));
+    }
+    if (!v1::TenantState_IsValid(t.state()) || t.state() == v1::TENANT_STATE_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat("tenant ", t.name(), " has no valid state"));
+    }
+    if (t.version() < 0 || t.target_version() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("tenant ", t.name(), " has a negative version"));
+    }
     std::vector<std::string> pending;
     for (int64_t v : t.pending_versions()) pending.push_back(absl::StrCat(v));
     if (pending.size() > 10'000) return absl::InvalidArgumentError("too many pending versions");
-    if (!common::IsUtf8(t.error())) return absl::InvalidArgumentError("a tenant error is not UTF-8");
+    if (auto st = CheckText(absl::StrCat("the error of tenant ", t.name()), t.error()); !st.ok()) {
+      return st;
+    }
     rows.push_back({{"tenant", t.name()},
                     {"state", v1::TenantState_Name(t.state())},
                     {"version", t.version()},
@@ -68,7 +88,7 @@ absl::Status AgentReports::Record(
                     {"pending", absl::StrJoin(pending, ",")},
                     {"error", Cut(t.error())}});
   }
-  if (!common::IsUtf8(raw_error)) return absl::InvalidArgumentError("the error is not UTF-8");
+  if (auto st = CheckText("the error", raw_error); !st.ok()) return st;
   const std::string error = Cut(raw_error);
   const absl::Duration took =
       absl::Microseconds(TimeUtil::DurationToMicroseconds(took_proto));

@@ -6,8 +6,28 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/text.h"
 
 namespace tether::controlplane {
+namespace {
+
+// What an agent says of its health, bounded before it is kept and shown to operators: strings
+// cut to a size, values no real agent sends dropped.
+v1::Health Bounded(const v1::Health& in) {
+  v1::Health h = in;
+  h.set_reason(common::CutText(h.reason(), 1024));
+  h.set_postgres_version(common::CutText(h.postgres_version(), 64));
+  h.set_provisioner(common::CutText(h.provisioner(), 32));
+  if (!v1::ProvisioningState_IsValid(h.state())) h.set_state(v1::PROVISIONING_STATE_UNSPECIFIED);
+  if (h.attempt() < 0) h.set_attempt(0);
+  const auto& latency = h.select1_latency();
+  if (latency.seconds() < 0 || latency.nanos() < 0 || latency.seconds() > 3600) {
+    h.clear_select1_latency();
+  }
+  return h;
+}
+
+}  // namespace
 
 AgentSession::AgentSession(AgentIdentity identity, AgentSessionBackend* backend,
                            StreamRegistry* streams, SessionOutbox* outbox)
@@ -67,10 +87,14 @@ void AgentSession::OnRevision(int64_t revision) {
 absl::Status AgentSession::OnHello(const v1::Hello& hello) {
   if (hello.agent_id() != identity_.id || hello.incarnation() != identity_.incarnation) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "Hello is for agent ", hello.agent_id(), " incarnation ", hello.incarnation(),
-        ", but the credential is of incarnation ", identity_.incarnation));
+        "Hello is for agent ", common::CutText(hello.agent_id(), 64), " incarnation ",
+        hello.incarnation(), ", but the credential is agent ", identity_.id, " incarnation ",
+        identity_.incarnation));
   }
-  backend_->RecordSeen(identity_, hello.status(), hello.applied_revision());
+  if (hello.applied_revision() < 0) {
+    return absl::InvalidArgumentError("Hello's applied_revision must not be negative");
+  }
+  backend_->RecordSeen(identity_, Bounded(hello.status()), hello.applied_revision());
   bool registered;
   {
     absl::MutexLock lock(&mu_);
@@ -120,7 +144,7 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
     case v1::AgentMessage::kHello:
       return OnHello(message.hello());
     case v1::AgentMessage::kHeartbeat:
-      backend_->RecordSeen(identity_, message.heartbeat().health(), std::nullopt);
+      backend_->RecordSeen(identity_, Bounded(message.heartbeat().health()), std::nullopt);
       return absl::OkStatus();
     case v1::AgentMessage::kAck: {
       absl::Status st = backend_->RecordAck(identity_, message.ack());

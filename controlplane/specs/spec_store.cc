@@ -5,6 +5,9 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -97,6 +100,23 @@ absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const 
       if (auto st = common::CheckSuccessor(*previous, spec); !st.ok()) return st;
     }
     out.changes = common::DiffSpecs(previous ? &*previous : nullptr, spec);
+    if (!out.changes.empty() && spec.prune()) {
+      // Prune drops every orphan the agents keep, not only the tenants this revision removes:
+      // say so before it happens.
+      std::set<std::string> wanted;
+      for (const auto& t : spec.tenants()) wanted.insert(t.name());
+      for (const auto& r : tx.exec_params(
+               "SELECT DISTINCT t.tenant FROM agent_tenants t JOIN agents a ON a.id = t.agent_id "
+               "WHERE a.cluster = $1 AND t.state = 'TENANT_STATE_ORPHANED' ORDER BY 1",
+               spec.cluster())) {
+        const std::string tenant = r[0].as<std::string>();
+        const std::string line = absl::StrCat("- tenant ", tenant, " (dropped: prune is true)");
+        if (wanted.count(tenant) == 0 &&
+            std::find(out.changes.begin(), out.changes.end(), line) == out.changes.end()) {
+          out.changes.push_back(absl::StrCat(line, ", an orphan of an earlier revision"));
+        }
+      }
+    }
     if (out.changes.empty() || dry_run) return out;
 
     v1::ClusterSpec stored = spec;

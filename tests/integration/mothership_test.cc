@@ -480,6 +480,57 @@ TEST_F(MothershipTest, DeleteForgetsTheAgentAndItsCredential) {
   EXPECT_EQ(control_->DeleteAgent(again.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(MothershipTest, WhatOneAgentSendsCannotKeepOthersFromBeingSeen) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse hostile, good;
+  ASSERT_TRUE(Register(token.secret(), "hostile", &hostile).ok());
+  ASSERT_TRUE(Register(token.secret(), "good", &good).ok());
+  // A Hello with an applied revision no cluster has, and a health a JSON cannot carry.
+  RawStream bad;
+  bad.context = std::make_unique<grpc::ClientContext>();
+  bad.context->AddMetadata("authorization", "Bearer " + hostile.credential());
+  bad.context->AddMetadata("x-tether-agent-id", hostile.agent_id());
+  bad.stream = agents_->Connect(bad.context.get());
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(hostile.agent_id());
+  hello.mutable_hello()->set_incarnation(hostile.incarnation());
+  hello.mutable_hello()->set_applied_revision(1'000'000'000'000'000);
+  hello.mutable_hello()->mutable_status()->mutable_select1_latency()->set_seconds(315576000001);
+  hello.mutable_hello()->mutable_status()->set_reason(std::string(1 << 20, 'r'));
+  ASSERT_TRUE(bad.stream->Write(hello));
+  v1::MothershipMessage msg;
+  ASSERT_TRUE(bad.stream->Read(&msg));
+  RawStream ok = Connected(good);
+  ASSERT_TRUE(PollUntil([&] {
+    clock_.Advance(absl::Milliseconds(250));  // lets the housekeeping loop flush
+    return GetAgent("good").status() == v1::AGENT_STATUS_HEALTHY &&
+           GetAgent("hostile").status() == v1::AGENT_STATUS_HEALTHY;
+  }));
+  v1::Agent seen = GetAgent("hostile");
+  EXPECT_EQ(seen.applied_revision(), 0);  // no revision exists: nothing to inflate
+  EXPECT_LE(seen.health().reason().size(), 1100u);
+  EXPECT_FALSE(seen.health().has_select1_latency());
+}
+
+TEST_F(MothershipTest, AReportThatCannotBeTrueEndsTheStreamAndWritesNothing) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse agent;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
+  RawStream raw = Connected(agent);
+  const int64_t tenants = Count("SELECT count(*) FROM agent_tenants");
+  v1::AgentMessage ack;
+  ack.mutable_ack()->set_revision(1);  // the cluster has no revision
+  ASSERT_TRUE(raw.stream->Write(ack));
+  v1::MothershipMessage msg;
+  while (raw.stream->Read(&msg)) {
+  }
+  grpc::Status ended = raw.stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << ended.error_message();
+  EXPECT_NE(ended.error_message().find("is not a revision of cluster"), std::string::npos);
+  EXPECT_EQ(Count("SELECT count(*) FROM agent_tenants"), tenants);
+  EXPECT_EQ(GetAgent("web-1").applied_revision(), 0);
+}
+
 // Runs a real MothershipLink (real clock, fast heartbeats) against the test's mothership.
 class LinkRunner {
  public:

@@ -104,6 +104,10 @@ TEST_F(SpecTest, ErrorsNameTheFileTheLineAndTheField) {
                 "spec.yaml:2: migrations.source: migrations directory ", 0),
             0u);
   EXPECT_NE(ErrorOf("cluster: [shop\n").find("not valid YAML"), std::string::npos);
+  // A key given twice is a mistake, not a choice of one of the two.
+  EXPECT_EQ(ErrorOf("cluster: shop\ncluster: other\n"), "spec.yaml:2: cluster: is given twice");
+  EXPECT_EQ(ErrorOf("cluster: shop\ntenancy: \"\"\n"),
+            "spec.yaml:2: tenancy: must be a single, non-empty value");
 }
 
 TEST_F(SpecTest, HostileNamesAreRefused) {
@@ -179,6 +183,19 @@ TEST(SpecDiffTest, SaysWhatChanged) {
   EXPECT_TRUE(DiffSpecs(&before, before).empty());
   EXPECT_EQ(DiffSpecs(nullptr, before)[0], "+ cluster shop");
   EXPECT_TRUE(CheckSuccessor(before, after).ok());
+}
+
+TEST(SpecDiffTest, ANewMigrationMustBeNumberedAfterTheNewestOneCarriedBefore) {
+  const auto before = Spec({}, {{"0001_a.up.sql", "A"}, {"0003_c.up.sql", "C"}});
+  const auto slipped_in = Spec({}, {{"0001_a.up.sql", "A"}, {"0002_b.up.sql", "B"}, {"0003_c.up.sql", "C"}});
+  EXPECT_EQ(CheckSuccessor(before, slipped_in).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(CheckSuccessor(before, slipped_in).message().find("0002_b.up.sql is numbered at or below 0003_c.up.sql"),
+            std::string::npos)
+      << CheckSuccessor(before, slipped_in).message();
+  // A down file for a migration already carried, and a migration after the newest, are fine.
+  const auto later = Spec({}, {{"0001_a.up.sql", "A"}, {"0001_a.down.sql", "a"}, {"0003_c.up.sql", "C"},
+                               {"0004_d.up.sql", "D"}});
+  EXPECT_TRUE(CheckSuccessor(before, later).ok()) << CheckSuccessor(before, later);
 }
 
 TEST(SpecDiffTest, AppliedMigrationsCannotBeEditedOrRemovedNorTheTenancyChanged) {

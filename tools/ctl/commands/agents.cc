@@ -31,7 +31,7 @@ void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out)
     std::string pg = EnumName(v1::ProvisioningState_Name(a->health().state()), "PROVISIONING_STATE_");
     if (pg == "unspecified") pg = "-";
     if (!a->health().postgres_version().empty()) {
-      absl::StrAppend(&pg, " ", a->health().postgres_version());
+      absl::StrAppend(&pg, " ", Printable(a->health().postgres_version()));
     }
     if (a->health().has_select1_latency()) {
       absl::StrAppend(&pg, absl::StrFormat(
@@ -42,7 +42,8 @@ void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out)
                           EnumName(v1::AgentStatus_Name(a->status()), "AGENT_STATUS_"), pg,
                           RevisionCell(*a), Ago(a->last_seen_at().seconds(), now),
                           absl::StrCat(a->incarnation()),
-                          a->version(), EnumName(v1::AgentMode_Name(a->mode()), "AGENT_MODE_")});
+                          Printable(a->version()),
+                          EnumName(v1::AgentMode_Name(a->mode()), "AGENT_MODE_")});
   }
   PrintTable(table, out);
 }
@@ -94,8 +95,9 @@ void AddAgentCommands(CommandTree& tree) {
       }
       PrintAgents({&resp}, *s.out);
       *s.out << "\nid: " << resp.id() << "\nregistered: " << FormatTime(resp.registered_at())
-             << "\nprovisioner: " << (resp.health().provisioner().empty() ? "-" : resp.health().provisioner())
-             << "\nreason: " << (resp.health().reason().empty() ? "-" : resp.health().reason())
+             << "\nprovisioner: "
+             << (resp.health().provisioner().empty() ? "-" : Printable(resp.health().provisioner()))
+             << "\nreason: " << (resp.health().reason().empty() ? "-" : Printable(resp.health().reason()))
              << "\nrevision: " << resp.applied_revision() << " of " << resp.desired_revision()
              << (resp.converged() ? ", converged " + FormatTime(resp.converged_at()) : "")
              << "\nlast nack: "

@@ -113,7 +113,18 @@ int64_t UpVersion(const std::string& name) {
 
 }  // namespace
 
-absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec& after) {
+absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec& after,
+                            int64_t unapplied_above) {
+  // The version of any migration file ("0003_x.down.sql" too).
+  auto version_of = [](const std::string& name) {
+    int64_t v = 0;
+    const size_t underscore = name.find('_');
+    if (underscore == std::string::npos || !absl::SimpleAtoi(name.substr(0, underscore), &v)) return int64_t{0};
+    return v;
+  };
+  auto may_change = [&](const std::string& name) {
+    return unapplied_above >= 0 && version_of(name) > unapplied_above;
+  };
   if (before.tenancy() != after.tenancy()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "tenancy cannot change from ", Lower(v1::Tenancy_Name(before.tenancy()), "TENANCY_"),
@@ -127,6 +138,7 @@ absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec
   int64_t newest = 0;
   std::string newest_name;
   for (const auto& [name, sha] : files_before) {
+    if (may_change(name)) continue;  // may be replaced: not a bound for new files
     if (UpVersion(name) > newest) {
       newest = UpVersion(name);
       newest_name = name;
@@ -142,16 +154,19 @@ absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec
     }
   }
   for (const auto& [name, sha] : files_before) {
+    if (may_change(name)) continue;
     auto it = files_after.find(name);
     if (it == files_after.end()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "migration file ", name,
-          " was in an earlier revision and is missing: migrations cannot be removed once applied"));
+          " was in an earlier revision and is missing: migrations cannot be removed once applied "
+          "(one that no tenant applied can be, with apply --replace-unapplied)"));
     }
     if (it->second != sha) {
       return absl::FailedPreconditionError(absl::StrCat(
           "migration file ", name,
-          " differs from the one an earlier revision had: add a new migration instead of editing it"));
+          " differs from the one an earlier revision had: add a new migration instead of editing "
+          "it (one that no tenant applied can be replaced with apply --replace-unapplied)"));
     }
   }
   return absl::OkStatus();

@@ -19,6 +19,10 @@ std::vector<std::string> DiffSpecs(const v1::ClusterSpec* before, const v1::Clus
 // kFailedPrecondition when `after` may not follow `before`: a migration file `before` had is
 // edited or removed, a new migration is numbered at or below the newest `before` had (each
 // named in the error), or the tenancy changes.
-absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec& after);
+// `unapplied_above` > 0 (or = 0 with nothing applied anywhere): migrations numbered above it
+// that no tenant has applied may be edited or removed — the way out of a migration that failed
+// everywhere. -1: none may.
+absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec& after,
+                            int64_t unapplied_above = -1);
 
 }  // namespace tether::common

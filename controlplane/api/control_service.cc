@@ -87,7 +87,8 @@ class ControlServiceImpl final : public v1::ControlService::Service {
                          v1::ApplySpecResponse* response) override {
     auto who = Authorize(context);
     if (!who.ok()) return ToGrpcStatus(who.status());
-    auto applied = deps_->specs->Apply(request->spec(), *who, request->dry_run());
+    auto applied = deps_->specs->Apply(request->spec(), *who, request->dry_run(),
+                                       request->replace_unapplied());
     if (!applied.ok()) {
       spdlog::warn("spec refused cluster={} reason=\"{}\"", absl::CEscape(request->spec().cluster().substr(0, 64)),
                    applied.status().message());

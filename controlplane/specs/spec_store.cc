@@ -81,7 +81,7 @@ absl::StatusOr<v1::SpecRevision> SpecStore::Read(pqxx::transaction_base& tx,
 }
 
 absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const std::string& who,
-                                             bool dry_run) {
+                                             bool dry_run, bool replace_unapplied) {
   if (auto st = common::ValidateSpec(spec); !st.ok()) return st;
   const absl::Time now = clock_->Now();
   auto result = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<ApplyResult> {
@@ -97,7 +97,15 @@ absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const 
       auto latest = Read(tx, spec.cluster(), out.previous_revision, /*with_files=*/false);
       if (!latest.ok()) return latest.status();
       previous = latest->spec();
-      if (auto st = common::CheckSuccessor(*previous, spec); !st.ok()) return st;
+      int64_t unapplied_above = -1;
+      if (replace_unapplied) {
+        // As far as the agents have reported: the highest version any tenant is at.
+        unapplied_above = tx.exec_params1(
+            "SELECT coalesce(max(t.version), 0) FROM agent_tenants t "
+            "JOIN agents a ON a.id = t.agent_id WHERE a.cluster = $1",
+            spec.cluster())[0].as<int64_t>();
+      }
+      if (auto st = common::CheckSuccessor(*previous, spec, unapplied_above); !st.ok()) return st;
     }
     out.changes = common::DiffSpecs(previous ? &*previous : nullptr, spec);
     if (!out.changes.empty() && spec.prune()) {

@@ -39,8 +39,10 @@ class SpecStore {
   // `dry_run`), recording `who` applied it. Writes nothing when it refuses: kInvalidArgument for
   // a spec that breaks a rule (ValidateSpec), kNotFound for a cluster that does not exist,
   // kFailedPrecondition for a change no revision may make (CheckSuccessor).
+  // `replace_unapplied`: migrations above the highest version any agent reports a tenant of
+  // the cluster at may be edited or removed (a migration that failed everywhere).
   absl::StatusOr<ApplyResult> Apply(const v1::ClusterSpec& spec, const std::string& who,
-                                    bool dry_run);
+                                    bool dry_run, bool replace_unapplied = false);
 
   // A stored revision (0: the latest), its files' contents included when asked.
   // kNotFound for a cluster without revisions or an unknown revision.

@@ -174,12 +174,24 @@ TEST_F(DesiredStateTest, ASpecConvergesEverywhereAndABrokenMigrationIsNacked) {
   auto seen = Tenants("a1");
   EXPECT_EQ(seen["acme"].first, "TENANT_STATE_FAILED");
 
-  // The broken file cannot be edited once a revision carried it.
+  // The broken file cannot be edited once a revision carried it...
   auto edited = broken;
-  edited["0004_broken.up.sql"] = "SELECT 1;";
+  edited["0004_broken.up.sql"] = "ALTER TABLE orders ADD COLUMN x int;";
+  const std::string fixed = WriteSpec(tenants, edited);
   std::string err;
-  EXPECT_EQ(fleet_.Ctl({"apply", "-f", WriteSpec(tenants, edited)}, &out, &err), 1);
+  EXPECT_EQ(fleet_.Ctl({"apply", "-f", fixed}, &out, &err), 1);
   EXPECT_NE(err.find("migration file 0004_broken.up.sql differs"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  // ...unless the operator says to replace what no tenant applied: the way out of a migration
+  // that failed everywhere.
+  out = Apply(fixed, {"--replace-unapplied"});
+  EXPECT_NE(out.find("~ migration 0004_broken.up.sql (edited)"), std::string::npos) << out;
+  ASSERT_TRUE(PollUntil([&] { return AllAt(2, 4); })) << fleet_.Logs();
+  for (const std::string agent : {"a1", "a2"}) {
+    for (const auto& t : tenants) EXPECT_EQ(AppliedIn(agent, t), 4) << agent << " " << t;
+  }
+  j = fleet_.CtlJson({"get", "agents"});
+  for (const auto& a : j["agents"]) EXPECT_EQ(a.value("nackRevision", "0"), "0") << a.dump();
 }
 
 TEST_F(DesiredStateTest, ManualPolicyCreatesTenantsAndOrphansAreDroppedOnlyWithPrune) {

@@ -198,12 +198,26 @@ TEST(SpecDiffTest, ANewMigrationMustBeNumberedAfterTheNewestOneCarriedBefore) {
   EXPECT_TRUE(CheckSuccessor(before, later).ok()) << CheckSuccessor(before, later);
 }
 
+TEST(SpecDiffTest, MigrationsNoTenantAppliedMayBeReplacedWhenAsked) {
+  const auto before = Spec({}, {{"0001_a.up.sql", "A"}, {"0002_b.up.sql", "broken"}});
+  const auto fixed = Spec({}, {{"0001_a.up.sql", "A"}, {"0002_b.up.sql", "fixed"}});
+  EXPECT_EQ(CheckSuccessor(before, fixed).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(CheckSuccessor(before, fixed, /*unapplied_above=*/1).ok());
+  // A tenant applied 2: it stays immutable, asked or not.
+  EXPECT_EQ(CheckSuccessor(before, fixed, /*unapplied_above=*/2).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Removed instead, and renumbered: fine too once nothing applied it.
+  const auto renumbered = Spec({}, {{"0001_a.up.sql", "A"}, {"0002_c.up.sql", "fixed"}});
+  EXPECT_TRUE(CheckSuccessor(before, renumbered, 1).ok());
+}
+
 TEST(SpecDiffTest, AppliedMigrationsCannotBeEditedOrRemovedNorTheTenancyChanged) {
   const auto before = Spec({}, {{"0001_a.up.sql", "A"}, {"0002_b.up.sql", "B"}});
   auto edited = Spec({}, {{"0001_a.up.sql", "A"}, {"0002_b.up.sql", "B2"}});
   EXPECT_EQ(CheckSuccessor(before, edited).message(),
             "migration file 0002_b.up.sql differs from the one an earlier revision had: add a "
-            "new migration instead of editing it");
+            "new migration instead of editing it (one that no tenant applied can be replaced "
+            "with apply --replace-unapplied)");
   auto removed = Spec({}, {{"0001_a.up.sql", "A"}});
   EXPECT_EQ(CheckSuccessor(before, removed).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(CheckSuccessor(before, removed).message().find("0002_b.up.sql"), std::string::npos);

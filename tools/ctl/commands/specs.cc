@@ -14,6 +14,7 @@ namespace {
 struct SpecArgs {
   std::string file;
   bool dry_run = false;
+  bool replace_unapplied = false;
   std::string cluster;
   int64_t revision = 0;
   bool files = false;
@@ -21,7 +22,8 @@ struct SpecArgs {
 };
 
 // Reads the spec file (errors name its line), then asks the mothership to store or compare it.
-grpc::Status Apply(Session& s, const std::string& file, bool dry_run, bool diff_only) {
+grpc::Status Apply(Session& s, const std::string& file, bool dry_run, bool diff_only,
+                   bool replace_unapplied = false) {
   auto spec = common::LoadSpecFile(file);
   if (!spec.ok()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(spec.status().message()));
@@ -29,6 +31,7 @@ grpc::Status Apply(Session& s, const std::string& file, bool dry_run, bool diff_
   v1::ApplySpecRequest req;
   *req.mutable_spec() = *std::move(spec);
   req.set_dry_run(dry_run || diff_only);
+  req.set_replace_unapplied(replace_unapplied);
   v1::ApplySpecResponse resp;
   auto ctx = s.Context();
   grpc::Status st = s.stub->ApplySpec(ctx.get(), req, &resp);
@@ -61,8 +64,13 @@ void AddSpecCommands(CommandTree& tree) {
   apply->add_option("-f,--file", args->file, "the spec (YAML); migrations.source is read beside it")
       ->required();
   apply->add_flag("--dry-run", args->dry_run, "print what would change; store nothing");
+  apply->add_flag("--replace-unapplied", args->replace_unapplied,
+                  "allow editing or removing migrations no tenant has applied (one that failed "
+                  "everywhere); applied migrations stay immutable");
   apply->callback([&tree, args] {
-    *tree.action = [args](Session& s) { return Apply(s, args->file, args->dry_run, false); };
+    *tree.action = [args](Session& s) {
+      return Apply(s, args->file, args->dry_run, false, args->replace_unapplied);
+    };
   });
 
   auto* diff = tree.app->add_subcommand(

@@ -9,11 +9,13 @@
 
 #include <regex>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
 #include "common/secrets.h"
+#include "common/text.h"
 #include "controlplane/agents/liveness.h"
 #include "controlplane/tokens/token_store.h"
 
@@ -26,7 +28,7 @@ absl::Status ValidateAgentName(const std::string& name) {
   static const std::regex kHostname(R"(^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$)");
   if (std::regex_match(name, kHostname)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      "invalid agent name \"", name,
+      "invalid agent name \"", absl::CEscape(common::CutText(name, 80)),
       "\": use 1 to 63 lowercase letters, digits, '-' and '.', as in a hostname"));
 }
 

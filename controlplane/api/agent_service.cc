@@ -8,10 +8,12 @@
 
 #include <deque>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc/metadata.h"
 #include "common/grpc/status.h"
+#include "common/text.h"
 #include "controlplane/agents/session.h"
 #include "controlplane/api/services.h"
 #include "tether/v1/agent_service.grpc.pb.h"
@@ -192,8 +194,11 @@ class AgentServiceImpl final
     req.registration_id = request->registration_id();
     auto registration = deps_->agents->Register(req);
     if (!registration.ok()) {
-      spdlog::warn("registration refused name={} peer={} reason=\"{}\"", request->name(),
-                   context->peer(), registration.status().message());
+      // The name is the client's: escaped and cut, so it can neither forge a log line nor
+      // flood the log.
+      spdlog::warn("registration refused name=\"{}\" peer={} reason=\"{}\"",
+                   absl::CHexEscape(common::CutText(request->name(), 80)), context->peer(),
+                   absl::CHexEscape(registration.status().message()));
       return ToGrpcStatus(registration.status());
     }
     response->set_agent_id(registration->agent_id);

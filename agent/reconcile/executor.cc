@@ -69,7 +69,11 @@ absl::Status Executor::RunAction(const Action& action,
                                action.to_version));
       OnboardRequest request{tenant, action.to_version, &migrations};
       if (auto st = onboarding_->Onboard(request, admin_, tenant_step); !st.ok()) return fail(st);
-      const int64_t version = AppliedVersion(tenant, migrations, action.to_version);
+      // Brought to `to_version`, it is there; created without migrating (policy manual), it may
+      // be one that existed already: ask what it has.
+      const int64_t version = action.to_version > 0
+                                  ? action.to_version
+                                  : AppliedVersion(tenant, migrations, action.from_version);
       if (auto st = Record(tenant, settled(version), version); !st.ok()) return st;
       tenant_step(absl::StrCat("created at version ", version, " in ", Took(clock_->Now() - start)));
       return absl::OkStatus();

@@ -197,6 +197,11 @@ absl::StatusOr<std::vector<v1::Tenant>> AgentReports::ListTenants(const std::str
       *s->mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[9].as<int64_t>());
       out.push_back(std::move(t));
     }
+    if (out.empty() && !cluster.empty() &&
+        tx.exec_params("SELECT 1 FROM clusters WHERE name = $1", cluster).empty()) {
+      return absl::NotFoundError(absl::StrCat("cluster \"", common::CutText(cluster, 64),
+                                              "\" does not exist"));
+    }
     return out;
   });
 }

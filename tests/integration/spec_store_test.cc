@@ -220,6 +220,15 @@ TEST_F(SpecStoreTest, ReadsNeedAnOperatorAndNameWhatIsMissing) {
   grpc::Status st = control_->GetSpec(ctx.get(), get, &revision);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_NE(st.error_message().find("has no spec yet"), std::string::npos);
+  v1::ListTenantsRequest tenants;
+  tenants.set_cluster("nosuch");
+  v1::ListTenantsResponse none;
+  auto ctx3 = Context();
+  EXPECT_EQ(control_->ListTenants(ctx3.get(), tenants, &none).error_code(), grpc::StatusCode::NOT_FOUND);
+  tenants.set_cluster("shop");  // exists, no agent reported yet: an empty list
+  auto ctx4 = Context();
+  EXPECT_TRUE(control_->ListTenants(ctx4.get(), tenants, &none).ok());
+  EXPECT_EQ(none.tenants_size(), 0);
 }
 
 }  // namespace

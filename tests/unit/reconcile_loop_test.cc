@@ -1,0 +1,219 @@
+// The agent's ReconcileLoop over a fake environment (fake ClusterAdmin and records, a fake
+// clock): nothing is reconciled before PostgreSQL is ready; the newest revision wins over the
+// ones that arrived before it; a failed revision is retried after its backoff; an applied one
+// is reconciled again at the resync interval; the applied revision is persisted and reported.
+#include "agent/reconcile/reconcile_loop.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/fake_cluster_admin.h"
+#include "tests/testing/fake_tenant_records.h"
+#include "tests/testing/poll.h"
+#include "tests/testing/specs.h"
+
+namespace tether::agent {
+namespace {
+
+using testing::PollUntil;
+
+// Hands the reconciler the one fake admin the test inspects.
+class ForwardingAdmin final : public ClusterAdmin {
+ public:
+  explicit ForwardingAdmin(ClusterAdmin* to) : to_(to) {}
+  absl::StatusOr<std::set<std::string>> ListTenants() override { return to_->ListTenants(); }
+  absl::Status CreateTenant(const std::string& t) override { return to_->CreateTenant(t); }
+  absl::Status CloneTenant(const std::string& t, const std::string& s) override {
+    return to_->CloneTenant(t, s);
+  }
+  absl::StatusOr<int> ApplyMigrations(const std::string& t, const std::vector<common::Migration>& m,
+                                      std::optional<int64_t> to, const StepFn& step) override {
+    return to_->ApplyMigrations(t, m, to, step);
+  }
+  absl::StatusOr<common::MigrationReport> MigrationStatus(
+      const std::string& t, const std::vector<common::Migration>& m) override {
+    return to_->MigrationStatus(t, m);
+  }
+  absl::Status DropTenant(const std::string& t) override { return to_->DropTenant(t); }
+  absl::StatusOr<int> Ping() override { return to_->Ping(); }
+
+ private:
+  ClusterAdmin* to_;
+};
+
+class FakeEnvironment final : public ReconcileEnvironment {
+ public:
+  bool Ready() override {
+    absl::MutexLock lock(&mu_);
+    return ready_;
+  }
+  absl::StatusOr<std::unique_ptr<ClusterAdmin>> Admin(const v1::ClusterSpec&) override {
+    return std::unique_ptr<ClusterAdmin>(std::make_unique<ForwardingAdmin>(&admin));
+  }
+  absl::StatusOr<TenantRecords*> Records() override { return &records; }
+  absl::StatusOr<int64_t> LoadAppliedRevision() override {
+    absl::MutexLock lock(&mu_);
+    return saved_;
+  }
+  absl::Status SaveAppliedRevision(int64_t revision) override {
+    absl::MutexLock lock(&mu_);
+    saved_ = revision;
+    return absl::OkStatus();
+  }
+  void SetReady() {
+    absl::MutexLock lock(&mu_);
+    ready_ = true;
+  }
+  int64_t saved() {
+    absl::MutexLock lock(&mu_);
+    return saved_;
+  }
+  void set_saved(int64_t revision) {
+    absl::MutexLock lock(&mu_);
+    saved_ = revision;
+  }
+
+  testing::FakeClusterAdmin admin;
+  testing::FakeTenantRecords records;
+
+ private:
+  absl::Mutex mu_;
+  bool ready_ = false;
+  int64_t saved_ = 0;
+};
+
+class ReconcileLoopTest : public ::testing::Test {
+ protected:
+  ReconcileLoopTest()
+      : random_({0.0}),
+        loop_(&env_, &clock_, &random_,
+              [this](const ReconcileReport& report) {
+                absl::MutexLock lock(&mu_);
+                reports_.push_back(report);
+              },
+              Options()) {}
+  ~ReconcileLoopTest() override {
+    stop_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  static ReconcileLoopOptions Options() {
+    ReconcileLoopOptions options;
+    options.retry = {absl::Seconds(2), absl::Minutes(5), 2.0, 0.0};
+    options.resync = absl::Minutes(5);
+    options.ready_poll = absl::Milliseconds(1);
+    return options;
+  }
+
+  void Start() {
+    thread_ = std::thread([this] {
+      loop_.Run(&stop_, [this](int64_t applied) {
+        absl::MutexLock lock(&mu_);
+        loaded_ = applied;
+      });
+    });
+  }
+
+  static v1::ClusterSpec Spec(std::vector<std::string> tenants) {
+    v1::ClusterSpec spec = testing::BaseSpec();
+    for (const auto& t : tenants) spec.add_tenants()->set_name(t);
+    testing::AddMigrationFile(&spec, "0001_init.up.sql", "CREATE TABLE t (id int);");
+    testing::AddMigrationFile(&spec, "0002_more.up.sql", "ALTER TABLE t ADD COLUMN x int;");
+    return spec;
+  }
+
+  std::vector<ReconcileReport> Reports() {
+    absl::MutexLock lock(&mu_);
+    return reports_;
+  }
+  size_t ReportCount() { return Reports().size(); }
+
+  FakeEnvironment env_;
+  testing::FakeClock clock_;
+  testing::FakeRandom random_;
+  ReconcileLoop loop_;
+  absl::Notification stop_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::vector<ReconcileReport> reports_;
+  std::optional<int64_t> loaded_;
+};
+
+TEST_F(ReconcileLoopTest, WaitsForPostgresThenReconcilesOnlyTheNewestRevision) {
+  env_.set_saved(7);
+  Start();
+  loop_.Desire(8, Spec({"acme"}));
+  loop_.Desire(9, Spec({"acme", "globex"}));
+  loop_.Desire(8, Spec({"stale"}));  // late and older: ignored
+  // PostgreSQL is not ready: nothing happens, however long the loop waits.
+  ASSERT_TRUE(PollUntil([&] { return clock_.sleepers() > 0; }));
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_EQ(ReportCount(), 0u);
+  EXPECT_EQ(env_.admin.total_creates(), 0);
+
+  env_.SetReady();
+  clock_.Advance(absl::Seconds(1));  // the loop's next look at readiness
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 1; }));
+  const auto report = Reports()[0];
+  EXPECT_TRUE(report.status.ok()) << report.status;
+  EXPECT_EQ(report.revision, 9);
+  EXPECT_EQ(report.tenants.size(), 2u);
+  EXPECT_TRUE(env_.admin.Exists("globex"));
+  EXPECT_FALSE(env_.admin.Exists("stale"));
+  EXPECT_EQ(env_.saved(), 9);
+  EXPECT_EQ(loop_.applied_revision(), 9);
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(loaded_, 7);
+}
+
+TEST_F(ReconcileLoopTest, AFailedRevisionIsRetriedAfterItsBackoffAndANewerOneAtOnce) {
+  env_.SetReady();
+  env_.admin.FailMigration("acme", 2);
+  Start();
+  loop_.Desire(1, Spec({"acme"}));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 1; }));
+  EXPECT_FALSE(Reports()[0].status.ok());
+  EXPECT_NE(Reports()[0].status.message().find("acme"), std::string::npos);
+  EXPECT_EQ(env_.saved(), 0);  // the last good revision stays
+
+  // Not before the backoff (2 s)...
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(ReportCount(), 1u);
+  // ...and after it, retried: the fix landed in the database meanwhile.
+  env_.admin.ClearFailures();
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 2; }));
+  EXPECT_TRUE(Reports()[1].status.ok()) << Reports()[1].status;
+  EXPECT_EQ(env_.saved(), 1);
+
+  // A newer revision does not wait for any timer.
+  loop_.Desire(2, Spec({"acme", "globex"}));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 3; }));
+  EXPECT_EQ(Reports()[2].revision, 2);
+  EXPECT_EQ(env_.saved(), 2);
+}
+
+TEST_F(ReconcileLoopTest, AnAppliedRevisionIsReconciledAgainAtTheResyncInterval) {
+  env_.SetReady();
+  Start();
+  loop_.Desire(1, Spec({"acme"}));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 1; }));
+  const int applied = env_.admin.total_applied();
+  // The same revision again from the link (a reconnect): not reconciled again.
+  loop_.Desire(1, Spec({"acme"}));
+  clock_.Advance(absl::Minutes(4));
+  EXPECT_EQ(ReportCount(), 1u);
+  // Drift: the tenant's database was dropped by hand; the resync repairs it.
+  ASSERT_TRUE(env_.admin.DropTenant("acme").ok());
+  clock_.Advance(absl::Minutes(2));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 2; }));
+  EXPECT_TRUE(Reports()[1].status.ok()) << Reports()[1].status;
+  EXPECT_TRUE(env_.admin.Exists("acme"));
+  EXPECT_EQ(env_.admin.total_applied(), applied + 2);
+}
+
+}  // namespace
+}  // namespace tether::agent

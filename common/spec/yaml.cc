@@ -188,7 +188,8 @@ class Parser {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
       throw ParseError{line, "migrations.source",
-                       absl::StrCat("migrations directory ", dir.string(), " does not exist")};
+                       absl::StrCat("migrations directory ", dir.string(),
+                                    fs::exists(dir, ec) ? " is not a directory" : " does not exist")};
     }
     std::vector<fs::path> paths;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -258,6 +259,9 @@ absl::StatusOr<v1::ClusterSpec> ParseSpecYaml(const std::string& text,
 absl::StatusOr<v1::ClusterSpec> LoadSpecFile(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat("spec file ", path, " does not exist"));
+  if (fs::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is a directory; give the spec file in it"));
+  }
   const auto size = fs::file_size(path, ec);
   if (!ec && static_cast<int64_t>(size) > kMaxSpecBytes) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": the spec is over ", kMaxSpecBytes, " bytes"));

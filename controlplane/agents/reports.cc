@@ -90,8 +90,8 @@ absl::Status AgentReports::Record(
   }
   if (auto st = CheckText("the error", raw_error); !st.ok()) return st;
   const std::string error = Cut(raw_error);
-  const absl::Duration took =
-      absl::Microseconds(TimeUtil::DurationToMicroseconds(took_proto));
+  absl::Duration took = absl::Seconds(took_proto.seconds()) + absl::Nanoseconds(took_proto.nanos());
+  if (took < absl::ZeroDuration() || took > absl::Hours(24 * 7)) took = absl::ZeroDuration();
   const absl::Time now = clock_->Now();
   bool wrote_event = false;
   absl::Status st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
@@ -120,7 +120,8 @@ absl::Status AgentReports::Record(
           "converged_at = CASE WHEN applied_revision < $3 OR converged_at IS NULL "
           "  THEN $4::timestamptz ELSE converged_at END, "
           "nack_revision = CASE WHEN nack_revision <= $3 THEN 0 ELSE nack_revision END, "
-          "nack_error = CASE WHEN nack_revision <= $3 THEN '' ELSE nack_error END "
+          "nack_error = CASE WHEN nack_revision <= $3 THEN '' ELSE nack_error END, "
+          "nack_at = CASE WHEN nack_revision <= $3 THEN NULL ELSE nack_at END "
           "WHERE id = $1::uuid AND incarnation = $2",
           agent.id, agent.incarnation, revision, common::PgTimestamp(now));
       if (revision > applied || before[0][4].as<bool>()) {

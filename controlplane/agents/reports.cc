@@ -86,7 +86,7 @@ absl::Status AgentReports::Record(
                     {"version", t.version()},
                     {"target_version", t.target_version()},
                     {"pending", absl::StrJoin(pending, ",")},
-                    {"error", Cut(t.error())}});
+                    {"error", common::CutText(t.error(), kMaxTenantError)}});
   }
   if (auto st = CheckText("the error", raw_error); !st.ok()) return st;
   const std::string error = Cut(raw_error);

@@ -21,7 +21,10 @@
 
 namespace tether::controlplane {
 
-inline constexpr size_t kMaxReportedError = 4096;  // longer errors are cut, and say so
+// Longer errors are cut, and say so. A tenant's error is shorter: a report may list 10,000
+// tenants, and the nack's own error carries the detail.
+inline constexpr size_t kMaxReportedError = 4096;
+inline constexpr size_t kMaxTenantError = 512;
 
 class AgentReports {
  public:

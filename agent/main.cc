@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent.h"
+#include "agent/migrate_once.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -20,7 +21,14 @@ int main(int argc, char** argv) {
       "in the state the mothership asks for."};
   app.set_version_flag("--version", std::string(TETHER_VERSION));
   agent::AddAgentFlags(app, &config);
+  agent::MigrateOnceOptions migrate;
+  CLI::App* migrate_command = agent::AddMigrateOnceCommand(app, &migrate);
   CLI11_PARSE(app, argc, argv);
+  if (migrate_command->parsed()) {
+    setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
+    common::InitLogging("tether-agent", common::LogFormat::kText, "warn");
+    return agent::RunMigrateOnce(migrate, common::RealClock::Get(), std::cout, std::cerr);
+  }
   if (auto st = agent::FinishAgentConfig(app, &config); !st.ok()) {
     std::cerr << "tether-agent: " << st.message() << "\n";
     return 2;

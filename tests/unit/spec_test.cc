@@ -2,6 +2,7 @@
 // error naming the file, the line and the field; hostile names refused; diffs between revisions
 // and the changes a revision may not make.
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <fstream>
@@ -163,6 +164,20 @@ TEST_F(SpecTest, ARawSpecIsCheckedToo) {
   f->set_name("0001_a.up.sql");
   spec.set_tenancy(v1::TENANCY_UNSPECIFIED);
   EXPECT_EQ(ValidateSpec(spec).message(), "tenancy: must be database or schema");
+}
+
+TEST(ExampleSpecTest, TheShippedExamplesLoad) {
+  // tools/up applies this one; the deploy manifests are YAML that parses.
+  auto spec = LoadSpecFile(std::string(TETHER_SOURCE_DIR) + "/deploy/examples/shop/spec.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->tenants_size(), 2);
+  EXPECT_EQ(TargetVersion(*spec), 4);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
+           std::string(TETHER_SOURCE_DIR) + "/deploy")) {
+    const auto ext = entry.path().extension();
+    if (ext != ".yaml" && ext != ".yml") continue;
+    EXPECT_NO_THROW(YAML::LoadAllFromFile(entry.path().string())) << entry.path();
+  }
 }
 
 v1::ClusterSpec Spec(std::vector<std::string> tenants,

@@ -144,9 +144,16 @@ absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const 
         absl::StrJoin(out.changes, "\n"));
     tx.exec_params("UPDATE clusters SET last_revision = $2 WHERE name = $1", spec.cluster(),
                    out.revision);
+    // The event says what changed in a line; `history` and `get spec` keep every change.
+    constexpr size_t kChangesInEvent = 20;
+    std::vector<std::string> shown(
+        out.changes.begin(), out.changes.begin() + std::min(out.changes.size(), kChangesInEvent));
+    if (out.changes.size() > kChangesInEvent) {
+      shown.push_back(absl::StrCat("and ", out.changes.size() - kChangesInEvent, " more"));
+    }
     EventLog::Append(tx, spec.cluster(), "", "spec.applied",
                      absl::StrCat("revision ", out.revision, " by ", who.empty() ? "?" : who, ": ",
-                                  absl::StrJoin(out.changes, "; ")));
+                                  absl::StrJoin(shown, "; ")));
     tx.commit();
     out.stored = true;
     return out;

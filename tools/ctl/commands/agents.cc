@@ -48,6 +48,23 @@ void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out)
   PrintTable(table, out);
 }
 
+// One agent: its row, then what the row leaves out.
+void PrintAgentDetails(const v1::Agent& resp, std::ostream& out) {
+  PrintAgents({&resp}, out);
+  out << "\nid: " << resp.id() << "\nregistered: " << FormatTime(resp.registered_at())
+      << "\nprovisioner: "
+      << (resp.health().provisioner().empty() ? "-" : Printable(resp.health().provisioner()))
+      << "\nreason: " << (resp.health().reason().empty() ? "-" : Printable(resp.health().reason()))
+      << "\nrevision: " << resp.applied_revision() << " of " << resp.desired_revision()
+      << (resp.converged() ? ", converged " + FormatTime(resp.converged_at()) : "")
+      << "\nlast nack: "
+      << (resp.nack_revision() == 0
+              ? std::string("-")
+              : absl::StrCat("revision ", resp.nack_revision(), " at ",
+                             FormatTime(resp.nack_at()), ": ", Printable(resp.nack_error())))
+      << "\n";
+}
+
 struct AgentArgs {
   std::string cluster, name;
 };
@@ -65,18 +82,12 @@ void AddAgentCommands(CommandTree& tree) {
     *tree.action = [&](Session& s) {
       v1::ListAgentsRequest req;
       req.set_cluster(cluster);
-      v1::ListAgentsResponse resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->ListAgents(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
-      if (s.config.output != "table") {
-        PrintStructured(resp, s.config.output, *s.out);
-        return st;
-      }
-      std::vector<const v1::Agent*> agents;
-      for (const auto& a : resp.agents()) agents.push_back(&a);
-      PrintAgents(agents, *s.out);
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::ListAgents, req,
+                          [&](const v1::ListAgentsResponse& resp) {
+                            std::vector<const v1::Agent*> agents;
+                            for (const auto& a : resp.agents()) agents.push_back(&a);
+                            PrintAgents(agents, *s.out);
+                          });
     };
   });
   auto* get_agent = tree.get->add_subcommand("agent", "show one agent");
@@ -85,28 +96,8 @@ void AddAgentCommands(CommandTree& tree) {
     *tree.action = [&](Session& s) {
       v1::GetAgentRequest req;
       req.set_name(name);
-      v1::Agent resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->GetAgent(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
-      if (s.config.output != "table") {
-        PrintStructured(resp, s.config.output, *s.out);
-        return st;
-      }
-      PrintAgents({&resp}, *s.out);
-      *s.out << "\nid: " << resp.id() << "\nregistered: " << FormatTime(resp.registered_at())
-             << "\nprovisioner: "
-             << (resp.health().provisioner().empty() ? "-" : Printable(resp.health().provisioner()))
-             << "\nreason: " << (resp.health().reason().empty() ? "-" : Printable(resp.health().reason()))
-             << "\nrevision: " << resp.applied_revision() << " of " << resp.desired_revision()
-             << (resp.converged() ? ", converged " + FormatTime(resp.converged_at()) : "")
-             << "\nlast nack: "
-             << (resp.nack_revision() == 0
-                     ? std::string("-")
-                     : absl::StrCat("revision ", resp.nack_revision(), " at ",
-                                    FormatTime(resp.nack_at()), ": ", Printable(resp.nack_error())))
-             << "\n";
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::GetAgent, req,
+                          [&](const v1::Agent& resp) { PrintAgentDetails(resp, *s.out); });
     };
   });
 
@@ -118,16 +109,11 @@ void AddAgentCommands(CommandTree& tree) {
     *tree.action = [&](Session& s) {
       v1::DeleteAgentRequest req;
       req.set_name(name);
-      v1::DeleteAgentResponse resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->DeleteAgent(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
-      if (s.config.output == "table") {
-        *s.out << "deleted agent " << resp.agent().name() << " (" << resp.agent().id() << ")\n";
-      } else {
-        PrintStructured(resp, s.config.output, *s.out);
-      }
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::DeleteAgent, req,
+                          [&](const v1::DeleteAgentResponse& resp) {
+                            *s.out << "deleted agent " << resp.agent().name() << " ("
+                                   << resp.agent().id() << ")\n";
+                          });
     };
   });
 

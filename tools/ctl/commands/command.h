@@ -16,6 +16,7 @@
 
 #include "tether/v1/control_service.grpc.pb.h"
 #include "tools/ctl/config.h"
+#include "tools/ctl/output.h"
 
 namespace tether::ctl {
 
@@ -52,6 +53,25 @@ void AddAgentCommands(CommandTree& tree);
 void AddEventCommands(CommandTree& tree);
 void AddSpecCommands(CommandTree& tree);
 void AddTenantCommands(CommandTree& tree);
+
+// Calls `rpc` with `request` and prints its answer: through `for_people` in table mode, as
+// JSON or YAML otherwise. Returns the call's status.
+template <typename Request, typename Response, typename ForPeople>
+grpc::Status CallAndPrint(Session& s,
+                          grpc::Status (v1::ControlService::Stub::*rpc)(grpc::ClientContext*,
+                                                                        const Request&, Response*),
+                          const Request& request, ForPeople for_people) {
+  Response response;
+  auto ctx = s.Context();
+  grpc::Status st = (s.stub.get()->*rpc)(ctx.get(), request, &response);
+  if (!st.ok()) return st;
+  if (s.table()) {
+    for_people(response);
+  } else {
+    PrintStructured(response, s.config.output, *s.out);
+  }
+  return st;
+}
 
 // "AGENT_STATUS_HEALTHY" with prefix "AGENT_STATUS_" → "healthy".
 std::string EnumName(const std::string& full, const std::string& prefix);

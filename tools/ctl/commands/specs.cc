@@ -90,18 +90,14 @@ void AddSpecCommands(CommandTree& tree) {
       req.set_cluster(args->cluster);
       req.set_revision(args->revision);
       req.set_with_files(args->files && !s.table());
-      v1::SpecRevision resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->GetSpec(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
-      if (!s.table()) {
-        PrintStructured(resp, s.config.output, *s.out);
-        return st;
-      }
-      *s.out << "# cluster " << resp.cluster() << " revision " << resp.revision() << ", applied "
-             << FormatTime(resp.created_at()) << " by " << resp.created_by() << "\n"
-             << common::SpecToYaml(resp.spec());
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::GetSpec, req,
+                          [&](const v1::SpecRevision& resp) {
+                            *s.out << "# cluster " << resp.cluster() << " revision "
+                                   << resp.revision() << ", applied "
+                                   << FormatTime(resp.created_at()) << " by "
+                                   << resp.created_by() << "\n"
+                                   << common::SpecToYaml(resp.spec());
+                          });
     };
   });
 
@@ -113,21 +109,16 @@ void AddSpecCommands(CommandTree& tree) {
       v1::ListSpecRevisionsRequest req;
       req.set_cluster(args->cluster);
       req.set_limit(args->limit);
-      v1::ListSpecRevisionsResponse resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->ListSpecRevisions(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
-      if (!s.table()) {
-        PrintStructured(resp, s.config.output, *s.out);
-        return st;
-      }
-      Table table{{"REVISION", "APPLIED", "BY", "CHANGES"}, {}};
-      for (const auto& r : resp.revisions()) {
-        table.rows.push_back({absl::StrCat(r.revision()), FormatTime(r.created_at()),
-                              r.created_by(), absl::StrJoin(r.changes(), "; ")});
-      }
-      PrintTable(table, *s.out);
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::ListSpecRevisions, req,
+                          [&](const v1::ListSpecRevisionsResponse& resp) {
+                            Table table{{"REVISION", "APPLIED", "BY", "CHANGES"}, {}};
+                            for (const auto& r : resp.revisions()) {
+                              table.rows.push_back({absl::StrCat(r.revision()),
+                                                    FormatTime(r.created_at()), r.created_by(),
+                                                    absl::StrJoin(r.changes(), "; ")});
+                            }
+                            PrintTable(table, *s.out);
+                          });
     };
   });
 }

@@ -16,6 +16,17 @@ std::string TokenRemaining(const v1::BootstrapToken& t) {
   return t.uses_allowed() == 0 ? "unlimited" : absl::StrCat(t.uses_allowed() - t.uses());
 }
 
+void PrintTokens(const v1::ListBootstrapTokensResponse& resp, std::ostream& out) {
+  Table table{{"ID", "CLUSTER", "STATE", "USES LEFT", "EXPIRES", "NAMES", "CREATED", "DESCRIPTION"}, {}};
+  for (const auto& t : resp.tokens()) {
+    table.rows.push_back({t.id(), t.cluster(), EnumName(v1::TokenState_Name(t.state()), "TOKEN_STATE_"),
+                          TokenRemaining(t), t.has_expires_at() ? FormatTime(t.expires_at()) : "never",
+                          t.names().empty() ? "any" : absl::StrJoin(t.names(), ","),
+                          FormatTime(t.created_at()), t.description()});
+  }
+  PrintTable(table, out);
+}
+
 struct TokenArgs {
   std::string cluster, ttl_text = "0s", description, id;
   int uses = 0;
@@ -55,38 +66,20 @@ void AddTokenCommands(CommandTree& tree) {
       req.set_uses(uses);
       req.set_description(description);
       for (const auto& p : name_patterns) req.add_names(p);
-      v1::CreateBootstrapTokenResponse resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->CreateBootstrapToken(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
-      if (s.config.output == "table") {
-        *s.out << resp.secret() << "\n";
-      } else {
-        PrintStructured(resp, s.config.output, *s.out);
-      }
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::CreateBootstrapToken, req,
+                          [&](const v1::CreateBootstrapTokenResponse& resp) {
+                            *s.out << resp.secret() << "\n";
+                          });
     };
   });
   auto* tokens_list = tokens->add_subcommand("list", "list bootstrap tokens (never their secrets)");
   tokens_list->callback([&] {
     *tree.action = [&](Session& s) {
-      v1::ListBootstrapTokensResponse resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->ListBootstrapTokens(ctx.get(), {}, &resp);
-      if (!st.ok()) return st;
-      if (s.config.output != "table") {
-        PrintStructured(resp, s.config.output, *s.out);
-        return st;
-      }
-      Table table{{"ID", "CLUSTER", "STATE", "USES LEFT", "EXPIRES", "NAMES", "CREATED", "DESCRIPTION"}, {}};
-      for (const auto& t : resp.tokens()) {
-        table.rows.push_back({t.id(), t.cluster(), EnumName(v1::TokenState_Name(t.state()), "TOKEN_STATE_"),
-                              TokenRemaining(t), t.has_expires_at() ? FormatTime(t.expires_at()) : "never",
-                              t.names().empty() ? "any" : absl::StrJoin(t.names(), ","),
-                              FormatTime(t.created_at()), t.description()});
-      }
-      PrintTable(table, *s.out);
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::ListBootstrapTokens,
+                          v1::ListBootstrapTokensRequest(),
+                          [&](const v1::ListBootstrapTokensResponse& resp) {
+                            PrintTokens(resp, *s.out);
+                          });
     };
   });
   auto* tokens_revoke = tokens->add_subcommand("revoke", "revoke a bootstrap token");
@@ -95,16 +88,10 @@ void AddTokenCommands(CommandTree& tree) {
     *tree.action = [&](Session& s) {
       v1::RevokeBootstrapTokenRequest req;
       req.set_id(id);
-      v1::BootstrapToken resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->RevokeBootstrapToken(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
-      if (s.config.output == "table") {
-        *s.out << "revoked bootstrap token " << resp.id() << "\n";
-      } else {
-        PrintStructured(resp, s.config.output, *s.out);
-      }
-      return st;
+      return CallAndPrint(s, &v1::ControlService::Stub::RevokeBootstrapToken, req,
+                          [&](const v1::BootstrapToken& resp) {
+                            *s.out << "revoked bootstrap token " << resp.id() << "\n";
+                          });
     };
   });
 

@@ -8,6 +8,7 @@
 #include "agent/tenants/pg_cluster_admin.h"
 #include "common/pg/errors.h"
 #include "common/pg/pool.h"
+#include "common/spec/spec.h"
 
 namespace tether::agent {
 
@@ -30,7 +31,7 @@ absl::StatusOr<std::unique_ptr<ClusterAdmin>> AgentEnvironment::Admin(const v1::
       return provisioner->AdminUrl(db.empty() ? "postgres" : db);
     };
     options.admin_database = "postgres";
-    options.schema_database = spec.cluster();
+    options.schema_database = common::SchemaTenancyDatabase(spec);
   }
   return std::unique_ptr<ClusterAdmin>(std::make_unique<PgClusterAdmin>(options, clock_));
 }

@@ -38,7 +38,7 @@ Plan PlanReconcile(const v1::ClusterSpec& spec, int64_t target_version,
                            seen->state == v1::TENANT_STATE_FAILED ||
                            seen->state == v1::TENANT_STATE_ORPHANED;
     if (auto_migrate) {
-      if (behind || unsettled || seen->state != v1::TENANT_STATE_READY) {
+      if (behind || seen->state != v1::TENANT_STATE_READY) {
         plan.actions.push_back({ActionKind::kMigrate, t.name(), seen->version, target_version});
       }
       continue;

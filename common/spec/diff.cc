@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -99,31 +100,28 @@ std::vector<std::string> DiffSpecs(const v1::ClusterSpec* before, const v1::Clus
 
 namespace {
 
-// The version of an up migration file ("0003_x.up.sql" → 3); 0 for anything else.
-int64_t UpVersion(const std::string& name) {
+// The version of a migration file ("0003_x.up.sql" or "0003_x.down.sql" → 3); 0 when the
+// name has none.
+int64_t VersionOf(const std::string& name) {
   const size_t underscore = name.find('_');
   int64_t version = 0;
-  if (underscore == std::string::npos || name.size() < 7 ||
-      name.compare(name.size() - 7, 7, ".up.sql") != 0 ||
-      !absl::SimpleAtoi(name.substr(0, underscore), &version)) {
+  if (underscore == std::string::npos || !absl::SimpleAtoi(name.substr(0, underscore), &version)) {
     return 0;
   }
   return version;
+}
+
+// The version of an up migration file; 0 for a down file or anything else.
+int64_t UpVersion(const std::string& name) {
+  return absl::EndsWith(name, ".up.sql") ? VersionOf(name) : 0;
 }
 
 }  // namespace
 
 absl::Status CheckSuccessor(const v1::ClusterSpec& before, const v1::ClusterSpec& after,
                             int64_t unapplied_above) {
-  // The version of any migration file ("0003_x.down.sql" too).
-  auto version_of = [](const std::string& name) {
-    int64_t v = 0;
-    const size_t underscore = name.find('_');
-    if (underscore == std::string::npos || !absl::SimpleAtoi(name.substr(0, underscore), &v)) return int64_t{0};
-    return v;
-  };
   auto may_change = [&](const std::string& name) {
-    return unapplied_above >= 0 && version_of(name) > unapplied_above;
+    return unapplied_above >= 0 && VersionOf(name) > unapplied_above;
   };
   if (before.tenancy() != after.tenancy()) {
     return absl::FailedPreconditionError(absl::StrCat(

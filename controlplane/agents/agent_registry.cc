@@ -246,53 +246,68 @@ absl::Status AgentRegistry::FlushHeartbeats() {
     batch.swap(pending_);
   }
   if (batch.empty()) return absl::OkStatus();
-  bool recovered_any = false;
-  absl::Status st = pool_->Run([&](pqxx::connection& c) {
-    pqxx::work tx(c);
-    std::vector<const AgentIdentity*> recovered_agents;
-    for (const auto& [id, s] : batch) {
-      std::string health_json;
-      if (!google::protobuf::util::MessageToJsonString(s.health, &health_json).ok()) {
-        health_json = "{}";  // a value JSON cannot carry (a duration out of range): not kept
-      }
-      // Each agent in a subtransaction: what one agent sent can never keep the others' sightings
-      // from being written (they would all turn lost).
-      try {
-        pqxx::subtransaction one(tx);
-        auto recovered = one.exec_params(
-            "UPDATE agents SET lost_reported = false "
-            "WHERE id = $1::uuid AND incarnation = $2 AND lost_reported RETURNING name",
-            id, s.agent.incarnation);
-        // An applied revision counts only up to the cluster's latest: Hello cannot inflate it.
-        one.exec_params(
-            "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
-            "applied_revision = GREATEST(applied_revision, LEAST(coalesce($5::bigint, 0), "
-            "  (SELECT last_revision FROM clusters WHERE clusters.name = agents.cluster))) "
-            "WHERE id = $1::uuid AND incarnation = $2",
-            id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
-        one.commit();
-        if (!recovered.empty()) recovered_agents.push_back(&s.agent);
-      } catch (const pqxx::broken_connection&) {
-        throw;
-      } catch (const std::exception& e) {
-        spdlog::warn("sighting not recorded agent={} reason=\"{}\"", s.agent.name,
-                     common::StatusFromException(e).message());
-      }
+  // One sighting's two statements; true when the agent was lost and is seen again.
+  auto write = [](pqxx::transaction_base& tx, const std::string& id, const Sighting& s) {
+    std::string health_json;
+    if (!google::protobuf::util::MessageToJsonString(s.health, &health_json).ok()) {
+      health_json = "{}";  // a value JSON cannot carry (a duration out of range): not kept
     }
-    for (const AgentIdentity* agent : recovered_agents) {
-      EventLog::Append(tx, agent->cluster, agent->name, "agent.recovered", "heartbeats arrive again");
-    }
-    recovered_any = !recovered_agents.empty();
-    tx.commit();
-    return absl::OkStatus();
-  });
+    auto recovered = tx.exec_params(
+        "UPDATE agents SET lost_reported = false "
+        "WHERE id = $1::uuid AND incarnation = $2 AND lost_reported RETURNING name",
+        id, s.agent.incarnation);
+    // An applied revision counts only up to the cluster's latest: Hello cannot inflate it.
+    tx.exec_params(
+        "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
+        "applied_revision = GREATEST(applied_revision, LEAST(coalesce($5::bigint, 0), "
+        "  (SELECT last_revision FROM clusters WHERE clusters.name = agents.cluster))) "
+        "WHERE id = $1::uuid AND incarnation = $2",
+        id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
+    return !recovered.empty();
+  };
+  // The whole batch in one transaction; only if that fails, each sighting in a subtransaction of
+  // its own, so what one agent sent can never keep the others from being seen (they would all
+  // turn lost) without costing the common case two more round trips an agent.
+  auto flush = [&](bool isolate) {
+    bool recovered_any = false;
+    absl::Status st = pool_->Run([&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::vector<const AgentIdentity*> recovered_agents;
+      for (const auto& [id, s] : batch) {
+        if (!isolate) {
+          if (write(tx, id, s)) recovered_agents.push_back(&s.agent);
+          continue;
+        }
+        try {
+          pqxx::subtransaction one(tx);
+          const bool recovered = write(one, id, s);
+          one.commit();
+          if (recovered) recovered_agents.push_back(&s.agent);
+        } catch (const pqxx::broken_connection&) {
+          throw;
+        } catch (const std::exception& e) {
+          spdlog::warn("sighting not recorded agent={} reason=\"{}\"", s.agent.name,
+                       common::StatusFromException(e).message());
+        }
+      }
+      for (const AgentIdentity* agent : recovered_agents) {
+        EventLog::Append(tx, agent->cluster, agent->name, "agent.recovered", "heartbeats arrive again");
+      }
+      recovered_any = !recovered_agents.empty();
+      tx.commit();
+      return absl::OkStatus();
+    });
+    if (st.ok() && recovered_any) events_->Notify();
+    return st;
+  };
+  absl::Status st = flush(/*isolate=*/false);
+  if (!st.ok() && !absl::IsUnavailable(st)) st = flush(/*isolate=*/true);
   if (!st.ok()) {
     // Keep what could not be written, unless a newer sighting of the agent came in meanwhile.
     absl::MutexLock lock(&mu_);
     for (auto& [id, s] : batch) pending_.try_emplace(id, std::move(s));
     return st;
   }
-  if (recovered_any) events_->Notify();
   return absl::OkStatus();
 }
 

@@ -5,7 +5,10 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -68,13 +71,23 @@ absl::StatusOr<v1::SpecRevision> SpecStore::Read(pqxx::transaction_base& tx,
                                             " cannot be read: ", parsed.ToString()));
   }
   if (with_files) {
+    // Every file in one round trip, however many the spec carries.
+    nlohmann::json shas = nlohmann::json::array();
+    for (const v1::SpecFile* f : FilesOf(out.mutable_spec())) shas.push_back(f->sha256());
+    std::map<std::string, std::string> contents;
+    for (const auto& r : tx.exec_params(
+             "SELECT sha256, contents FROM spec_files "
+             "WHERE sha256 IN (SELECT jsonb_array_elements_text($1::jsonb))",
+             shas.dump())) {
+      contents[r[0].as<std::string>()] = r[1].as<std::string>();
+    }
     for (v1::SpecFile* f : FilesOf(out.mutable_spec())) {
-      auto file = tx.exec_params("SELECT contents FROM spec_files WHERE sha256 = $1", f->sha256());
-      if (file.empty()) {
+      auto it = contents.find(f->sha256());
+      if (it == contents.end()) {
         return absl::DataLossError(absl::StrCat("file ", f->name(), " of revision ", revision,
                                                 " is missing"));
       }
-      f->set_contents(file[0][0].as<std::string>());
+      f->set_contents(it->second);
     }
   }
   return out;
@@ -128,12 +141,16 @@ absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const 
     if (out.changes.empty() || dry_run) return out;
 
     v1::ClusterSpec stored = spec;
+    nlohmann::json files = nlohmann::json::array();
     for (v1::SpecFile* f : FilesOf(&stored)) {
-      tx.exec_params("INSERT INTO spec_files (sha256, contents) VALUES ($1, $2) "
-                     "ON CONFLICT (sha256) DO NOTHING",
-                     f->sha256(), f->contents());
+      files.push_back({{"sha256", f->sha256()}, {"contents", f->contents()}});
       f->clear_contents();
     }
+    tx.exec_params(
+        "INSERT INTO spec_files (sha256, contents) "
+        "SELECT f.sha256, f.contents FROM jsonb_to_recordset($1::jsonb) AS f(sha256 text, "
+        "contents text) ON CONFLICT (sha256) DO NOTHING",
+        files.dump());
     std::string json;
     (void)google::protobuf::util::MessageToJsonString(stored, &json);
     out.revision = out.previous_revision + 1;

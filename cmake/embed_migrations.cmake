@@ -5,6 +5,8 @@
 function(tether_embed_migrations target namespace function dir)
   file(GLOB files CONFIGURE_DEPENDS "${dir}/*.sql")
   list(SORT files)
+  # The glob notices files added or removed; this notices a file edited.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${files})
   set(entries "")
   foreach(f IN LISTS files)
     get_filename_component(base "${f}" NAME)

@@ -155,8 +155,9 @@ absl::Status Mothership::Start() {
 
   reports_ = std::make_unique<AgentReports>(pool_.get(), events_.get(), clock_);
   specs_ = std::make_unique<SpecStore>(pool_.get(), events_.get(), &bus_, clock_);
-  session_backend_ =
-      std::make_unique<StoreSessionBackend>(agents_.get(), reports_.get(), specs_.get());
+  commands_ = std::make_unique<CommandStore>(pool_.get(), events_.get(), &bus_, clock_);
+  session_backend_ = std::make_unique<StoreSessionBackend>(agents_.get(), reports_.get(),
+                                                           specs_.get(), commands_.get());
   blocking_ = std::make_unique<common::WorkPool>(4);
   agent_deps_.agents = agents_.get();
   agent_deps_.streams = streams_.get();
@@ -167,6 +168,9 @@ absl::Status Mothership::Start() {
   control_deps_.events = events_.get();
   control_deps_.specs = specs_.get();
   control_deps_.reports = reports_.get();
+  control_deps_.commands = commands_.get();
+  control_deps_.bus = &bus_;
+  control_deps_.blocking = blocking_.get();
   lifecycle_.ready.store(true);
   server_->GetHealthCheckService()->SetServingStatus(true);
   housekeeping_ = std::thread([this] { Housekeeping(); });
@@ -211,6 +215,8 @@ void Mothership::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   lifecycle_.stopping.store(true);
+  // Followers' streams never end by themselves: end them now rather than at the deadline.
+  bus_.Publish({Change::Kind::kShutdown, "", "", 0});
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

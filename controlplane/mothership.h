@@ -74,6 +74,7 @@ class Mothership {
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<AgentReports> reports_;
   std::unique_ptr<SpecStore> specs_;
+  std::unique_ptr<CommandStore> commands_;
   std::unique_ptr<StoreSessionBackend> session_backend_;
   std::unique_ptr<common::WorkPool> blocking_;
   std::thread housekeeping_;

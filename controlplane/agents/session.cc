@@ -4,6 +4,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/text.h"
@@ -76,6 +77,31 @@ void AgentSession::SendLatest(int64_t at_least) {
   SendLocked(*std::move(latest));
 }
 
+void AgentSession::SendCommands(int64_t only_id) {
+  auto commands = backend_->DeliverableCommands(identity_, only_id);
+  if (!commands.ok()) {
+    // Delivered again on the agent's next connect, or the next change of the command.
+    spdlog::warn("cannot read commands for agent={} reason=\"{}\"", identity_.name,
+                 commands.status().message());
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  if (handle_ == 0) return;
+  for (auto& command : *commands) {
+    auto message = std::make_shared<v1::MothershipMessage>();
+    *message->mutable_command() = std::move(command);
+    SendLocked(std::move(message));
+  }
+}
+
+void AgentSession::OnCommand(int64_t id) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (handle_ == 0) return;
+  }
+  SendCommands(id);
+}
+
 void AgentSession::OnRevision(int64_t revision) {
   {
     absl::MutexLock lock(&mu_);
@@ -127,6 +153,8 @@ absl::Status AgentSession::OnHello(const v1::Hello& hello) {
     SendLocked(std::move(welcome));
   }
   SendLatest(0);
+  // After the desired state: a command names the revision it was queued at.
+  SendCommands(0);
   return absl::OkStatus();
 }
 
@@ -168,8 +196,17 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
       }
       return absl::OkStatus();
     }
+    case v1::AgentMessage::kCommandUpdate: {
+      absl::Status st = backend_->RecordCommandUpdate(identity_, message.command_update());
+      if (absl::IsInvalidArgument(st)) return st;
+      if (!st.ok()) {
+        spdlog::warn("cannot record a command update agent={} command=\"{}\" reason=\"{}\"",
+                     identity_.name, absl::CHexEscape(common::CutText(message.command_update().command_id(), 40)),
+                     st.message());
+      }
+      return absl::OkStatus();
+    }
     default:
-      // Command updates are handled once commands exist.
       return absl::OkStatus();
   }
 }

@@ -1,5 +1,6 @@
 // AgentSession: the mothership's side of one agent's Connect stream as pure protocol state —
-// the Hello/Welcome handshake, heartbeats, desired-state revisions out and Ack/Nack in — mapping
+// the Hello/Welcome handshake, heartbeats, desired-state revisions out and Ack/Nack in, commands
+// out (on connect and when queued or cancelled) and their updates in — mapping
 // messages in to messages out through a SessionOutbox. It never touches gRPC: the reactor in
 // api/agent_service.cc only moves bytes, and tests drive a session over a fake outbox
 // (Envoy's GrpcMuxImpl over GrpcStream). It reads and records through AgentSessionBackend.
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -56,6 +58,14 @@ class AgentSessionBackend {
   virtual absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> LatestDesiredState(
       const std::string& cluster, int64_t at_least) = 0;
   virtual absl::Duration heartbeat_ttl() const = 0;
+  // The unfinished commands the agent is a target of (only `only_id` when > 0), ready to send;
+  // the store fails first what an older incarnation was running.
+  virtual absl::StatusOr<std::vector<v1::Command>> DeliverableCommands(const AgentIdentity& agent,
+                                                                       int64_t only_id) = 0;
+  // A command's state and progress lines from the agent. kInvalidArgument for an update that
+  // cannot be; kNotFound for a command the agent is not a target of.
+  virtual absl::Status RecordCommandUpdate(const AgentIdentity& agent,
+                                           const v1::CommandUpdate& update) = 0;
 };
 
 class AgentSession final : public AgentStream,
@@ -74,6 +84,7 @@ class AgentSession final : public AgentStream,
   // AgentStream.
   void Close(const absl::Status& status) override;
   void OnRevision(int64_t revision) override;
+  void OnCommand(int64_t id) override;
 
   const AgentIdentity& identity() const { return identity_; }
 
@@ -82,6 +93,9 @@ class AgentSession final : public AgentStream,
   // Sends the cluster's latest revision (`at_least` if known) unless the agent has it or was
   // sent it already. Takes the lock only to decide and send, never across the backend.
   void SendLatest(int64_t at_least) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends the agent's unfinished commands (only `only_id` when > 0), each again: the agent
+  // answers a command it knows from its own record.
+  void SendCommands(int64_t only_id) ABSL_LOCKS_EXCLUDED(mu_);
   void SendLocked(std::shared_ptr<const v1::MothershipMessage> message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -1,39 +1,54 @@
 // StoreSessionBackend: what agent sessions read and record, over the AgentRegistry (sightings),
-// AgentReports (acks and nacks) and the SpecStore (the desired state to send). Thread-safe.
+// AgentReports (acks and nacks), the SpecStore (the desired state to send) and the CommandStore
+// (commands to deliver, their updates). Thread-safe.
 #pragma once
 
 #include "controlplane/agents/agent_registry.h"
 #include "controlplane/agents/reports.h"
 #include "controlplane/agents/session.h"
+#include "controlplane/commands/command_store.h"
 #include "controlplane/specs/spec_store.h"
 
 namespace tether::controlplane {
 
 class StoreSessionBackend final : public AgentSessionBackend {
  public:
-  StoreSessionBackend(AgentRegistry* agents, AgentReports* reports, SpecStore* specs)
-      : agents_(agents), reports_(reports), specs_(specs) {}
+  StoreSessionBackend(AgentRegistry* agents, AgentReports* reports, SpecStore* specs,
+                      CommandStore* commands)
+      : agents_(agents), reports_(reports), specs_(specs), commands_(commands) {}
 
   void RecordSeen(const AgentIdentity& agent, const v1::Health& health,
                   std::optional<int64_t> applied_revision) override {
     agents_->RecordSeen(agent, health, applied_revision);
   }
+  // An Ack or Nack also ends the agent's part in the apply command of that revision.
   absl::Status RecordAck(const AgentIdentity& agent, const v1::Ack& ack) override {
-    return reports_->RecordAck(agent, ack);
+    if (auto st = reports_->RecordAck(agent, ack); !st.ok()) return st;
+    return commands_->RecordReport(agent, ack.revision(), true, "");
   }
   absl::Status RecordNack(const AgentIdentity& agent, const v1::Nack& nack) override {
-    return reports_->RecordNack(agent, nack);
+    if (auto st = reports_->RecordNack(agent, nack); !st.ok()) return st;
+    return commands_->RecordReport(agent, nack.revision(), false, nack.error());
   }
   absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> LatestDesiredState(
       const std::string& cluster, int64_t at_least) override {
     return specs_->LatestDesiredState(cluster, at_least);
   }
   absl::Duration heartbeat_ttl() const override { return agents_->heartbeat_ttl(); }
+  absl::StatusOr<std::vector<v1::Command>> DeliverableCommands(const AgentIdentity& agent,
+                                                               int64_t only_id) override {
+    return commands_->Deliverable(agent, only_id);
+  }
+  absl::Status RecordCommandUpdate(const AgentIdentity& agent,
+                                   const v1::CommandUpdate& update) override {
+    return commands_->RecordUpdate(agent, update);
+  }
 
  private:
   AgentRegistry* agents_;
   AgentReports* reports_;
   SpecStore* specs_;
+  CommandStore* commands_;
 };
 
 }  // namespace tether::controlplane

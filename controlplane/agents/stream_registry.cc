@@ -31,6 +31,9 @@ void StreamRegistry::OnChange(const Change& change) {
     case Change::Kind::kRevision:
       NotifyRevision(change.cluster, change.number);
       break;
+    case Change::Kind::kCommand:
+      NotifyCommand(change.cluster, change.agent_id, change.number);
+      break;
     default:
       break;
   }
@@ -84,6 +87,20 @@ void StreamRegistry::NotifyRevision(const std::string& cluster, int64_t revision
     }
   }
   for (const auto& stream : targets) stream->OnRevision(revision);
+}
+
+void StreamRegistry::NotifyCommand(const std::string& cluster, const std::string& agent_id,
+                                   int64_t id) {
+  std::vector<std::shared_ptr<AgentStream>> targets;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [stream_agent, entry] : streams_) {
+      if (entry.cluster == cluster && (agent_id.empty() || agent_id == stream_agent)) {
+        targets.push_back(entry.stream);
+      }
+    }
+  }
+  for (const auto& stream : targets) stream->OnCommand(id);
 }
 
 bool StreamRegistry::IsConnected(const std::string& agent_id) {

@@ -1,6 +1,6 @@
 // StreamRegistry: the agents' Connect streams open on this replica, by agent, so that a
 // re-registration, a delete or a newer stream can close the old one, and a new revision
-// reaches every stream of its cluster. It subscribes to the ChangeBus for those changes.
+// or a queued command reaches every stream of its cluster. It subscribes to the ChangeBus for those changes.
 // Thread-safe. AgentStream::Close() is called with the registry's lock held, so a stream must
 // not call back into the registry from Close(); OnRevision() is called without it.
 #pragma once
@@ -24,6 +24,8 @@ class AgentStream {
   virtual void Close(const absl::Status& status) = 0;
   // The agent's cluster has a new spec revision.
   virtual void OnRevision(int64_t revision) = 0;
+  // Command `id` was queued or cancelled; the agent may be one of its targets.
+  virtual void OnCommand(int64_t id) = 0;
 };
 
 class StreamRegistry {
@@ -47,6 +49,8 @@ class StreamRegistry {
   void Close(const std::string& agent_id, const absl::Status& status);
   // Tells every stream of `cluster` about `revision`.
   void NotifyRevision(const std::string& cluster, int64_t revision);
+  // Tells the streams of `cluster` (only `agent_id`'s, when set) about command `id`.
+  void NotifyCommand(const std::string& cluster, const std::string& agent_id, int64_t id);
   bool IsConnected(const std::string& agent_id);
   int size();
 

@@ -9,7 +9,10 @@
 #include "common/grpc/metadata.h"
 #include "common/logging.h"
 #include "common/grpc/status.h"
+#include "common/text.h"
+#include "controlplane/api/follow_reactor.h"
 #include "controlplane/api/services.h"
+#include "controlplane/commands/command_state.h"
 #include "tether/v1/control_service.grpc.pb.h"
 
 namespace tether::controlplane {
@@ -17,7 +20,104 @@ namespace {
 
 using common::ToGrpcStatus;
 
-class ControlServiceImpl final : public v1::ControlService::Service {
+// A stream refused before it starts (the mothership is not ready).
+template <typename Item>
+class RefusedStream final : public grpc::ServerWriteReactor<Item> {
+ public:
+  explicit RefusedStream(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+const absl::Status kStarting = absl::UnavailableError("mothership is starting; retry shortly");
+
+// `events --follow`: every event after a cursor, then each as it is appended.
+class EventsFollower final : public FollowReactor<v1::Event> {
+ public:
+  EventsFollower(const ControlServiceDeps* deps, std::function<absl::Status()> authorize,
+                 v1::WatchEventsRequest request)
+      : FollowReactor(deps->bus, deps->blocking),
+        events_(deps->events),
+        cluster_(request.cluster()),
+        after_(request.after_id()) {
+    Start(std::move(authorize));
+  }
+
+ private:
+  absl::StatusOr<Batch> Fetch() override {
+    constexpr int kBatch = 500;
+    auto events = events_->After(cluster_, after_, kBatch);
+    if (!events.ok()) return events.status();
+    Batch batch;
+    batch.more = static_cast<int>(events->size()) == kBatch;
+    if (!events->empty()) after_ = events->back().id();
+    batch.items = *std::move(events);
+    return batch;
+  }
+  bool Wakes(const Change& change) override { return change.kind == Change::Kind::kEvent; }
+
+  EventLog* events_;
+  const std::string cluster_;
+  int64_t after_;  // only Fetch touches it, one call at a time
+};
+
+// `logs --follow`: a command's stored lines after a cursor, then new ones as they are stored,
+// and its status whenever it changes; ends once the command has ended and every line is out.
+// Without follow it ends after the stored lines and the status.
+class CommandFollower final : public FollowReactor<v1::CommandEvent> {
+ public:
+  CommandFollower(const ControlServiceDeps* deps, std::function<absl::Status()> authorize,
+                  v1::WatchCommandRequest request)
+      : FollowReactor(deps->bus, deps->blocking),
+        commands_(deps->commands),
+        request_(std::move(request)),
+        after_(std::max<int64_t>(request_.after_seq(), 0)) {
+    id_ = ParseCommandId(request_.id()).value_or(0);
+    Start(std::move(authorize));
+  }
+
+ private:
+  absl::StatusOr<Batch> Fetch() override {
+    constexpr int kBatch = 500;
+    Batch batch;
+    auto lines = commands_->Lines(request_.id(), after_, kBatch);
+    if (!lines.ok()) return lines.status();
+    for (auto& line : *lines) {
+      after_ = line.seq();
+      *batch.items.emplace_back().mutable_line() = std::move(line);
+    }
+    if (static_cast<int>(lines->size()) == kBatch) {
+      batch.more = true;
+      return batch;
+    }
+    auto status = commands_->Get(request_.id());
+    if (!status.ok()) return status.status();
+    std::string digest;
+    status->SerializeToString(&digest);
+    if (digest != last_status_) {
+      last_status_ = digest;
+      *batch.items.emplace_back().mutable_status() = *status;
+    }
+    // Lines stored after ours were read come with the next read.
+    const bool all_lines = status->lines() <= after_;
+    batch.more = !all_lines;
+    batch.end = all_lines && (!request_.follow() || IsTerminal(status->state()));
+    return batch;
+  }
+  bool Wakes(const Change& change) override {
+    return change.kind == Change::Kind::kCommandProgress && change.number == id_;
+  }
+
+  CommandStore* commands_;
+  const v1::WatchCommandRequest request_;
+  int64_t id_ = 0;
+  // Only Fetch touches these, one call at a time.
+  int64_t after_;
+  std::string last_status_;
+};
+
+class ControlServiceImpl final
+    : public v1::ControlService::WithCallbackMethod_WatchEvents<
+          v1::ControlService::WithCallbackMethod_WatchCommand<v1::ControlService::Service>> {
  public:
   explicit ControlServiceImpl(const ControlServiceDeps* deps) : deps_(deps) {}
 
@@ -88,7 +188,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     auto who = Authorize(context);
     if (!who.ok()) return ToGrpcStatus(who.status());
     auto applied = deps_->specs->Apply(request->spec(), *who, request->dry_run(),
-                                       request->replace_unapplied());
+                                       request->replace_unapplied(), request->idempotency_key());
     if (!applied.ok()) {
       spdlog::warn("spec refused cluster={} reason=\"{}\"", absl::CEscape(request->spec().cluster().substr(0, 64)),
                    applied.status().message());
@@ -99,6 +199,7 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     response->set_previous_revision(applied->previous_revision);
     for (auto& c : applied->changes) response->add_changes(std::move(c));
     response->set_stored(applied->stored);
+    response->set_command_id(applied->command_id);
     return grpc::Status::OK;
   }
 
@@ -141,30 +242,80 @@ class ControlServiceImpl final : public v1::ControlService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
-                           grpc::ServerWriter<v1::Event>* writer) override {
-    if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
-    int64_t after = request->after_id();
-    auto done = [&] { return context->IsCancelled() || deps_->lifecycle->stopping.load(); };
-    while (!done()) {
-      auto events =
-          deps_->events->WaitForNew(request->cluster(), after, absl::Seconds(30), done);
-      if (!events.ok()) return ToGrpcStatus(events.status());
-      for (const auto& e : *events) {
-        if (!writer->Write(e)) return grpc::Status::OK;  // the client went away
-        after = e.id();
-      }
+  grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* context,
+                                                   const v1::WatchEventsRequest* request) override {
+    if (!deps_->lifecycle->ready.load()) return new RefusedStream<v1::Event>(kStarting);
+    // The context is gone once the call is; the token is read now, checked on the pool.
+    return new EventsFollower(
+        deps_, [this, token = common::BearerToken(context)] { return AuthorizeToken(token).status(); },
+        *request);
+  }
+
+  grpc::Status RunCommand(grpc::ServerContext* context, const v1::RunCommandRequest* request,
+                          v1::CommandStatus* response) override {
+    auto who = Authorize(context);
+    if (!who.ok()) return ToGrpcStatus(who.status());
+    CommandRequest req;
+    req.cluster = request->cluster();
+    req.agent = request->agent();
+    req.command = request->command();
+    req.idempotency_key = request->idempotency_key();
+    req.who = *who;
+    auto queued = deps_->commands->Queue(req);
+    if (!queued.ok()) {
+      spdlog::warn("command refused cluster=\"{}\" reason=\"{}\"",
+                   absl::CHexEscape(common::CutText(request->cluster(), 64)),
+                   absl::CHexEscape(queued.status().message()));
+      return ToGrpcStatus(queued.status());
     }
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "mothership is shutting down");
+    *response = *std::move(queued);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetCommand(grpc::ServerContext* context, const v1::GetCommandRequest* request,
+                          v1::CommandStatus* response) override {
+    if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
+    auto command = deps_->commands->Get(request->id());
+    if (!command.ok()) return ToGrpcStatus(command.status());
+    *response = *std::move(command);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListCommands(grpc::ServerContext* context, const v1::ListCommandsRequest* request,
+                            v1::ListCommandsResponse* response) override {
+    if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
+    auto commands =
+        deps_->commands->List(request->cluster(), request->state(), request->limit());
+    if (!commands.ok()) return ToGrpcStatus(commands.status());
+    for (auto& c : *commands) *response->add_commands() = std::move(c);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelCommand(grpc::ServerContext* context, const v1::CancelCommandRequest* request,
+                             v1::CommandStatus* response) override {
+    auto who = Authorize(context);
+    if (!who.ok()) return ToGrpcStatus(who.status());
+    auto command = deps_->commands->Cancel(request->id(), *who);
+    if (!command.ok()) return ToGrpcStatus(command.status());
+    *response = *std::move(command);
+    return grpc::Status::OK;
+  }
+
+  grpc::ServerWriteReactor<v1::CommandEvent>* WatchCommand(
+      grpc::CallbackServerContext* context, const v1::WatchCommandRequest* request) override {
+    if (!deps_->lifecycle->ready.load()) return new RefusedStream<v1::CommandEvent>(kStarting);
+    return new CommandFollower(
+        deps_, [this, token = common::BearerToken(context)] { return AuthorizeToken(token).status(); },
+        *request);
   }
 
  private:
   // The calling operator token's id.
   absl::StatusOr<std::string> Authorize(grpc::ServerContext* context) {
-    if (!deps_->lifecycle->ready.load()) {
-      return absl::UnavailableError("mothership is starting; retry shortly");
-    }
-    const std::string token = common::BearerToken(context);
+    return AuthorizeToken(common::BearerToken(context));
+  }
+  absl::StatusOr<std::string> AuthorizeToken(const std::string& token) {
+    if (!deps_->lifecycle->ready.load()) return kStarting;
     if (token.empty()) {
       return absl::UnauthenticatedError(
           "missing operator token (use --token, TETHER_TOKEN or the config file)");

@@ -14,6 +14,7 @@
 #include "controlplane/agents/reports.h"
 #include "controlplane/agents/session.h"
 #include "controlplane/agents/stream_registry.h"
+#include "controlplane/commands/command_store.h"
 #include "controlplane/events/event_log.h"
 #include "controlplane/specs/spec_store.h"
 #include "controlplane/tokens/token_store.h"
@@ -42,6 +43,10 @@ struct ControlServiceDeps {
   TokenStore* tokens = nullptr;
   EventLog* events = nullptr;
   SpecStore* specs = nullptr;
+  CommandStore* commands = nullptr;
+  // Followers (WatchEvents, WatchCommand) are woken by the bus and read on the blocking pool.
+  ChangeBus* bus = nullptr;
+  common::WorkPool* blocking = nullptr;
 };
 
 // The deps are filled in before `lifecycle->ready` turns true and stay valid until the server

@@ -9,15 +9,7 @@
 namespace tether::controlplane {
 
 EventLog::EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus)
-    : pool_(pool), clock_(clock), bus_(bus) {
-  subscription_ = bus_->Subscribe([this](const Change& change) {
-    if (change.kind != Change::Kind::kEvent) return;
-    absl::MutexLock lock(&mu_);
-    ++appended_;
-  });
-}
-
-EventLog::~EventLog() { bus_->Unsubscribe(subscription_); }
+    : pool_(pool), clock_(clock), bus_(bus) {}
 
 void EventLog::Append(pqxx::transaction_base& tx, const std::string& cluster,
                       const std::string& agent, const std::string& kind,
@@ -70,24 +62,9 @@ absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const std::string& cluste
   });
 }
 
-absl::StatusOr<std::vector<v1::Event>> EventLog::WaitForNew(
-    const std::string& cluster, int64_t after_id, absl::Duration max_wait,
-    const std::function<bool()>& cancelled) {
-  const absl::Time deadline = clock_->Now() + max_wait;
-  for (;;) {
-    uint64_t seen;
-    {
-      absl::MutexLock lock(&mu_);
-      seen = appended_;
-    }
-    auto events = Fetch(cluster, after_id, 1000, /*newest=*/false);
-    if (!events.ok() || !events->empty()) return events;
-    if (cancelled() || clock_->Now() >= deadline) return events;
-    // Woken by an append here, or after a second to look for other replicas' appends.
-    absl::MutexLock lock(&mu_);
-    auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return appended_ != seen; };
-    mu_.AwaitWithTimeout(absl::Condition(&changed), absl::Seconds(1));
-  }
+absl::StatusOr<std::vector<v1::Event>> EventLog::After(const std::string& cluster,
+                                                       int64_t after_id, int limit) {
+  return Fetch(cluster, after_id, limit <= 0 ? 500 : limit, /*newest=*/false);
 }
 
 }  // namespace tether::controlplane

@@ -1,19 +1,15 @@
 // EventLog: the append-only log of what happened (registrations, losses, tokens), stored in
 // the events table, listed by id and followed live. Thread-safe.
-// Followers are woken through the ChangeBus when an append is published, and look at the table
-// every second anyway.
+// An append is published on the ChangeBus (Notify) so that followers read what is new.
 #pragma once
 
 #include <pqxx/pqxx>
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/pg/pool.h"
 #include "controlplane/fanout/change_bus.h"
@@ -23,10 +19,8 @@ namespace tether::controlplane {
 
 class EventLog {
  public:
-  // Publishes appends on `bus` and wakes its followers on the appends `bus` reports (this
-  // replica's, and with replicas every other's).
+  // Publishes appends on `bus`.
   EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus);
-  ~EventLog();
 
   // Adds an event inside the caller's transaction; call Notify() after the commit.
   // Appends take a transaction-level lock so that event ids become visible in id order (a
@@ -46,11 +40,10 @@ class EventLog {
   absl::StatusOr<std::vector<v1::Event>> List(const std::string& cluster, int64_t after_id,
                                               int limit);
 
-  // Blocks until there are events with id > after_id, `cancelled()` returns true or
-  // `max_wait` passes; returns what there is (possibly nothing).
-  absl::StatusOr<std::vector<v1::Event>> WaitForNew(const std::string& cluster, int64_t after_id,
-                                                    absl::Duration max_wait,
-                                                    const std::function<bool()>& cancelled);
+  // The oldest `limit` events with id > after_id (of `cluster` unless empty): what a
+  // follower reads next.
+  absl::StatusOr<std::vector<v1::Event>> After(const std::string& cluster, int64_t after_id,
+                                               int limit);
 
  private:
   // Up to `limit` events after after_id: the newest ones when `newest`, else the oldest ones.
@@ -60,9 +53,6 @@ class EventLog {
   common::PgPool* pool_;
   common::Clock* clock_;
   ChangeBus* bus_;
-  uint64_t subscription_ = 0;
-  absl::Mutex mu_;
-  uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every Notify
 };
 
 }  // namespace tether::controlplane

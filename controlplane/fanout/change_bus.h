@@ -22,7 +22,9 @@ struct Change {
     kRevision,     // cluster has a new spec revision `number`
     kIncarnation,  // agent_id re-registered as incarnation `number`
     kAgentDeleted,  // agent_id was deleted
-    kCommand,      // command `number` was queued for cluster
+    kCommand,      // command `number` of cluster was queued or cancelled: tell its agents
+    kCommandProgress,  // command `number` has new lines or states: tell its followers
+    kShutdown,     // this process is stopping: followers end their streams
     kEvent,        // events up to id `number` were appended (0: some)
   };
   Kind kind;

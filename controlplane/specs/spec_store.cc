@@ -18,6 +18,7 @@
 #include "common/pg/identifiers.h"
 #include "common/spec/diff.h"
 #include "common/spec/spec.h"
+#include "controlplane/commands/command_store.h"
 
 namespace tether::controlplane {
 namespace {
@@ -94,14 +95,38 @@ absl::StatusOr<v1::SpecRevision> SpecStore::Read(pqxx::transaction_base& tx,
 }
 
 absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const std::string& who,
-                                             bool dry_run, bool replace_unapplied) {
+                                             bool dry_run, bool replace_unapplied,
+                                             const std::string& idempotency_key) {
   if (auto st = common::ValidateSpec(spec); !st.ok()) return st;
+  if (idempotency_key.size() > kMaxIdempotencyKeyBytes || !common::IsUtf8(idempotency_key)) {
+    return absl::InvalidArgumentError(absl::StrCat("idempotency key must be UTF-8 of at most ",
+                                                   kMaxIdempotencyKeyBytes, " bytes"));
+  }
+  const std::string request_hash =
+      common::FileSha256(absl::StrCat(DeterministicBytes(spec), replace_unapplied ? "+r" : ""));
   const absl::Time now = clock_->Now();
   auto result = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<ApplyResult> {
     pqxx::work tx(c);
     auto cluster = tx.exec_params(
         "SELECT last_revision FROM clusters WHERE name = $1 FOR UPDATE", spec.cluster());
     if (cluster.empty()) return NoSuchCluster(spec.cluster());
+    // Under the cluster's lock: a retry racing its first call sees what that call stored.
+    if (auto keyed = dry_run ? std::nullopt : CommandStore::FindByKey(tx, idempotency_key)) {
+      if (keyed->request_hash != request_hash) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "idempotency key was used for another request (command ", keyed->id, ")"));
+      }
+      auto first = Read(tx, spec.cluster(), keyed->revision, /*with_files=*/false);
+      if (!first.ok()) return first.status();
+      ApplyResult again;
+      again.revision = keyed->revision;
+      again.previous_revision = keyed->revision - 1;
+      again.changes.assign(first->changes().begin(), first->changes().end());
+      again.stored = true;
+      again.command_id = absl::StrCat(keyed->id);
+      again.retried = true;
+      return again;
+    }
     ApplyResult out;
     out.previous_revision = cluster[0][0].as<int64_t>();
     out.revision = out.previous_revision;
@@ -168,6 +193,8 @@ absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const 
     if (out.changes.size() > kChangesInEvent) {
       shown.push_back(absl::StrCat("and ", out.changes.size() - kChangesInEvent, " more"));
     }
+    out.command_id = absl::StrCat(CommandStore::InsertApply(
+        tx, spec.cluster(), out.revision, idempotency_key, request_hash, who, now));
     EventLog::Append(tx, spec.cluster(), "", "spec.applied",
                      absl::StrCat("revision ", out.revision, " by ", who.empty() ? "?" : who, ": ",
                                   absl::StrJoin(shown, "; ")));
@@ -175,7 +202,7 @@ absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const 
     out.stored = true;
     return out;
   });
-  if (!result.ok() || !result->stored) return result;
+  if (!result.ok() || !result->stored || result->retried) return result;
   events_->Notify();
   spdlog::info("spec applied cluster={} revision={} changes={}", spec.cluster(), result->revision,
                result->changes.size());
@@ -253,6 +280,12 @@ absl::StatusOr<std::shared_ptr<const v1::MothershipMessage>> SpecStore::LatestDe
         if (!revision.ok()) return revision.status();
         auto msg = std::make_shared<v1::MothershipMessage>();
         msg->mutable_desired_state()->set_revision(latest);
+        auto command = tx.exec_params(
+            "SELECT id FROM commands WHERE cluster = $1 AND kind = 'apply' AND revision = $2",
+            cluster, latest);
+        if (!command.empty()) {
+          msg->mutable_desired_state()->set_command_id(command[0][0].as<std::string>());
+        }
         *msg->mutable_desired_state()->mutable_spec() = std::move(*revision->mutable_spec());
         return std::shared_ptr<const v1::MothershipMessage>(std::move(msg));
       });

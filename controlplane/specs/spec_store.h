@@ -29,6 +29,8 @@ struct ApplyResult {
   int64_t previous_revision = 0;
   std::vector<std::string> changes;
   bool stored = false;
+  std::string command_id;  // the apply command of the stored revision
+  bool retried = false;    // answered from an earlier call with the same idempotency key
 };
 
 class SpecStore {
@@ -41,8 +43,12 @@ class SpecStore {
   // kFailedPrecondition for a change no revision may make (CheckSuccessor).
   // `replace_unapplied`: migrations above the highest version any agent reports a tenant of
   // the cluster at may be edited or removed (a migration that failed everywhere).
+  // A stored revision comes with an apply command (CommandStore) that follows its agents.
+  // `idempotency_key`: a retry with the key answers what the first call did, without applying
+  // again; the key with another request is kAlreadyExists.
   absl::StatusOr<ApplyResult> Apply(const v1::ClusterSpec& spec, const std::string& who,
-                                    bool dry_run, bool replace_unapplied = false);
+                                    bool dry_run, bool replace_unapplied = false,
+                                    const std::string& idempotency_key = "");
 
   // A stored revision (0: the latest), its files' contents included when asked.
   // kNotFound for a cluster without revisions or an unknown revision.

@@ -1,6 +1,6 @@
 // FakeSessionBackend: what a mothership AgentSession reads and records, in memory, for unit
-// tests of the session protocol. The real one (RegistrySessionBackend over AgentRegistry and
-// the spec store) is exercised by the integration and end-to-end tests. Thread-safe.
+// tests of the session protocol. The real one (StoreSessionBackend over the registry and the
+// spec and command stores) is exercised by the integration and end-to-end tests. Thread-safe.
 #pragma once
 
 #include <memory>
@@ -42,6 +42,24 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
     return std::shared_ptr<const v1::MothershipMessage>(std::move(msg));
   }
   absl::Duration heartbeat_ttl() const override { return absl::Seconds(15); }
+  absl::StatusOr<std::vector<v1::Command>> DeliverableCommands(const controlplane::AgentIdentity&,
+                                                               int64_t only_id) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::Command> out;
+    for (const auto& c : commands) {
+      if (only_id == 0 || c.id() == std::to_string(only_id)) out.push_back(c);
+    }
+    return out;
+  }
+  absl::Status RecordCommandUpdate(const controlplane::AgentIdentity&,
+                                   const v1::CommandUpdate& update) override {
+    absl::MutexLock lock(&mu_);
+    if (update.state() == v1::COMMAND_STATE_UNSPECIFIED) {
+      return absl::InvalidArgumentError("CommandUpdate.state must be a command state");
+    }
+    updates.push_back(update);
+    return absl::OkStatus();
+  }
 
   void SetLatest(int64_t revision) {
     absl::MutexLock lock(&mu_);
@@ -54,6 +72,8 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
   std::vector<int64_t> applied;
   std::vector<v1::Ack> acks;
   std::vector<v1::Nack> nacks;
+  std::vector<v1::Command> commands;  // unfinished, for this agent
+  std::vector<v1::CommandUpdate> updates;
 };
 
 // A SessionOutbox that records what the session sends and whether it closed the stream.

@@ -11,8 +11,10 @@ class RecordingStream : public AgentStream {
  public:
   void Close(const absl::Status& status) override { closed.push_back(status); }
   void OnRevision(int64_t revision) override { revisions.push_back(revision); }
+  void OnCommand(int64_t id) override { commands.push_back(id); }
   std::vector<absl::Status> closed;
   std::vector<int64_t> revisions;
+  std::vector<int64_t> commands;
 };
 
 // A stream the registry may hold, owned by the test.
@@ -84,6 +86,22 @@ TEST(StreamRegistryTest, ChangesOnTheBusReachTheStreams) {
   EXPECT_EQ(shop.closed[0].code(), absl::StatusCode::kUnauthenticated);
   bus.Publish({Change::Kind::kAgentDeleted, "billing", "b", 0});
   ASSERT_EQ(billing.closed.size(), 1u);
+}
+
+TEST(StreamRegistryTest, AQueuedCommandReachesItsClusterOrOnlyItsAgent) {
+  InProcessChangeBus bus;
+  StreamRegistry registry(&bus);
+  RecordingStream a, b, other;
+  registry.Add("a", 1, "shop", Held(&a));
+  registry.Add("b", 1, "shop", Held(&b));
+  registry.Add("c", 1, "billing", Held(&other));
+  bus.Publish({Change::Kind::kCommand, "shop", "", 3});
+  bus.Publish({Change::Kind::kCommand, "shop", "b", 4});
+  // Progress of a command is for followers, not agents.
+  bus.Publish({Change::Kind::kCommandProgress, "shop", "", 3});
+  EXPECT_EQ(a.commands, std::vector<int64_t>{3});
+  EXPECT_EQ(b.commands, (std::vector<int64_t>{3, 4}));
+  EXPECT_TRUE(other.commands.empty());
 }
 
 }  // namespace

@@ -1,0 +1,3 @@
+DROP TABLE command_lines;
+DROP TABLE command_targets;
+DROP TABLE commands;

@@ -24,14 +24,6 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-absl::Status ValidateAgentName(const std::string& name) {
-  static const std::regex kHostname(R"(^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$)");
-  if (std::regex_match(name, kHostname)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid agent name \"", absl::CEscape(common::CutText(name, 80)),
-      "\": use 1 to 63 lowercase letters, digits, '-' and '.', as in a hostname"));
-}
-
 bool LooksLikeUuid(const std::string& s) {
   static const std::regex kUuid(R"(^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)");
   return std::regex_match(s, kUuid);
@@ -78,6 +70,14 @@ v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
 }
 
 }  // namespace
+
+absl::Status ValidateAgentName(const std::string& name) {
+  static const std::regex kHostname(R"(^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$)");
+  if (std::regex_match(name, kHostname)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid agent name \"", absl::CEscape(common::CutText(name, 80)),
+      "\": use 1 to 63 lowercase letters, digits, '-' and '.', as in a hostname"));
+}
 
 AgentRegistry::AgentRegistry(common::PgPool* pool, EventLog* events, ChangeBus* bus,
                              StreamRegistry* streams, common::Clock* clock,

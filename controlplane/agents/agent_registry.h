@@ -38,6 +38,10 @@ struct Registration {
 };
 
 // Who is on the other end of an authenticated stream.
+// OK for a name an agent may have (a hostname label: lowercase letters, digits, '-' and '.');
+// kInvalidArgument otherwise.
+absl::Status ValidateAgentName(const std::string& name);
+
 struct AgentIdentity {
   std::string id;
   std::string name;

@@ -249,7 +249,7 @@ absl::StatusOr<v1::CommandStatus> CommandStore::Queue(const CommandRequest& requ
     if (auto st = common::ValidateIdentifier("cluster", request.cluster); !st.ok()) return st;
   }
   if (!request.agent.empty()) {
-    if (auto st = common::ValidateIdentifier("agent", request.agent); !st.ok()) return st;
+    if (auto st = ValidateAgentName(request.agent); !st.ok()) return st;
   }
   if (request.cluster.empty() && request.agent.empty()) {
     return absl::InvalidArgumentError("a command needs a cluster or an agent");

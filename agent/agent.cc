@@ -104,19 +104,36 @@ absl::Status Agent::Start() {
     if (!provisioning_thread_.joinable() && !stop_.HasBeenNotified()) {
       provisioning_thread_ = std::thread([this] { provisioning_->Run(&stop_); });
       reconcile_thread_ = std::thread([this] {
-        reconcile_->Run(&stop_, [this](int64_t applied) { link_->SetAppliedRevision(applied); });
+        reconcile_->Run(&stop_, [this](int64_t applied) {
+          link_->SetAppliedRevision(applied);
+          StartCommands();
+        });
       });
     }
   };
-  link.on_desired_state = [this](int64_t revision, const v1::ClusterSpec& spec) {
-    reconcile_->Desire(revision, spec);
+  link.on_desired_state = [this](int64_t revision, const v1::ClusterSpec& spec,
+                                 const std::string& command_id) {
+    reconcile_->Desire(revision, spec, command_id);
   };
+  link.on_command = [this](const v1::Command& command) { commands_->OnCommand(command); };
   environment_ = std::make_unique<AgentEnvironment>(config_.provisioner, provisioner_.get(),
                                                     provisioning_.get(), clock_);
   reconcile_ = std::make_unique<ReconcileLoop>(
       environment_.get(), clock_, &random_,
       [this](const ReconcileReport& report) { link_->Reconciled(report); });
   link_ = std::make_unique<MothershipLink>(link, channel, &health_, clock_, &random_);
+  CommandDispatcher::Callbacks commands;
+  commands.schedule = [this](CommandDispatcher::Task task) { reconcile_->Schedule(std::move(task)); };
+  commands.send = [this](const v1::CommandUpdate& update) {
+    return link_->SendCommandUpdate(update);
+  };
+  commands.run = [this](const CommandRecord& record, const CommandIo& io, CommandStops stops) {
+    return RunCommand(record, io, stops);
+  };
+  commands.tenants_changed = [this] { reconcile_->ReconcileNow(); };
+  commands_ = std::make_unique<CommandDispatcher>(clock_, std::move(commands));
+  reconcile_->set_command_lines(
+      [this](const std::string& command_id) { return commands_->ApplyLines(command_id); });
 
   if (!config_.health_listen.empty()) {
     grpc::EnableDefaultHealthCheckService(true);
@@ -150,6 +167,38 @@ absl::Status Agent::Start() {
     link_done_.Notify();
   });
   return absl::OkStatus();
+}
+
+CommandResult Agent::RunCommand(const CommandRecord& record, const CommandIo& io,
+                               CommandStops stops) {
+  ReprovisionFn reprovision = [this](const StepFn&, const absl::Notification* stop) {
+    return provisioning_->Reprovision(stop);
+  };
+  if (record.command.has_reprovision()) {  // needs no spec, nor a tenant
+    CommandRunner runner(nullptr, nullptr, clock_, reprovision);
+    return runner.Run(record.command, v1::ClusterSpec(), record.detail, io, stops);
+  }
+  auto env = reconcile_->ForCommand(record.command.revision());
+  if (!env.ok()) {
+    return {v1::COMMAND_STATE_FAILED, std::string(env.status().message()), false};
+  }
+  CommandRunner runner(env->admin.get(), env->records, clock_, reprovision);
+  return runner.Run(record.command, env->spec, record.detail, io, stops);
+}
+
+void Agent::StartCommands() {
+  common::BackoffPolicy policy{absl::Seconds(1), absl::Seconds(30)};
+  common::Backoff backoff(policy, &random_);
+  for (;;) {
+    auto records = environment_->Commands();
+    absl::Status st =
+        records.ok() ? commands_->ResumeUnfinished(*records) : records.status();
+    if (st.ok()) return;
+    const absl::Duration delay = backoff.Next();
+    spdlog::warn("cannot read the command records retry_in={} reason=\"{}\"",
+                 absl::FormatDuration(delay), st.message());
+    if (!clock_->SleepFor(delay, &stop_)) return;
+  }
 }
 
 absl::Status Agent::Wait() {

@@ -1,5 +1,6 @@
 // Agent: wires tether-agent together — the link to the mothership, the provisioning loop and
-// the reconcile loop, each on its own thread, sharing HealthState. The agent registers and keeps
+// the reconcile loop, each on its own thread, sharing HealthState; commands from the link go
+// through the CommandDispatcher and run on the reconcile thread between reconciles. The agent registers and keeps
 // its stream while PostgreSQL is still being provisioned (skeleton boot); revisions the link
 // receives wait in the reconcile loop until PostgreSQL is ready. Start/Stop from one thread.
 #pragma once
@@ -12,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
+#include "agent/commands/command_dispatch.h"
 #include "agent/config.h"
 #include "agent/health_state.h"
 #include "agent/environment.h"
@@ -46,6 +48,11 @@ class Agent {
   ProvisioningLoop* provisioning() { return provisioning_.get(); }
 
  private:
+  // Runs one command on the reconcile thread, with the newest spec the loop knows.
+  CommandResult RunCommand(const CommandRecord& record, const CommandIo& io, CommandStops stops);
+  // Once PostgreSQL is ready: the dispatcher gets its records and resumes what was under way.
+  void StartCommands();
+
   AgentConfig config_;
   common::Clock* clock_;
   common::ProcessRunner* runner_;
@@ -60,6 +67,7 @@ class Agent {
   std::unique_ptr<MothershipLink> link_;
   std::unique_ptr<AgentEnvironment> environment_;
   std::unique_ptr<ReconcileLoop> reconcile_;
+  std::unique_ptr<CommandDispatcher> commands_;
   std::thread link_thread_;
   std::thread provisioning_thread_;
   std::thread reconcile_thread_;

@@ -44,6 +44,14 @@ absl::StatusOr<TenantRecords*> AgentEnvironment::Records() {
   return records_.get();
 }
 
+absl::StatusOr<CommandRecords*> AgentEnvironment::Commands() {
+  const std::string url = provisioning_->database_url();
+  if (url.empty()) return absl::UnavailableError("PostgreSQL is not ready");
+  absl::MutexLock lock(&mu_);
+  if (commands_ == nullptr) commands_ = std::make_unique<PgCommandRecords>(url);
+  return commands_.get();
+}
+
 absl::StatusOr<int64_t> AgentEnvironment::LoadAppliedRevision() {
   auto conn = common::Connect(provisioning_->database_url());
   if (!conn.ok()) return conn.status();

@@ -1,11 +1,12 @@
 // AgentEnvironment: what the reconcile loop needs from the running agent — readiness from the
 // provisioning loop, a PgClusterAdmin for a spec's tenancy on the provisioned server, the
-// tenant records and applied revision in the agent's own database. Thread-safe.
+// tenant and command records and applied revision in the agent's own database. Thread-safe.
 #pragma once
 
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
+#include "agent/commands/pg_command_records.h"
 #include "agent/config.h"
 #include "agent/provision/provisioner.h"
 #include "agent/provision/provisioning.h"
@@ -24,6 +25,8 @@ class AgentEnvironment final : public ReconcileEnvironment {
   bool Ready() override { return provisioning_->ready(); }
   absl::StatusOr<std::unique_ptr<ClusterAdmin>> Admin(const v1::ClusterSpec& spec) override;
   absl::StatusOr<TenantRecords*> Records() override;
+  // The agent's command records, in its own database. kUnavailable until PostgreSQL is ready.
+  absl::StatusOr<CommandRecords*> Commands();
   absl::StatusOr<int64_t> LoadAppliedRevision() override;
   absl::Status SaveAppliedRevision(int64_t revision) override;
 
@@ -34,6 +37,7 @@ class AgentEnvironment final : public ReconcileEnvironment {
   common::Clock* clock_;
   absl::Mutex mu_;
   std::unique_ptr<PgTenantRecords> records_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<PgCommandRecords> commands_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tether::agent

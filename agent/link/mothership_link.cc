@@ -116,6 +116,15 @@ void MothershipLink::Reconciled(const ReconcileReport& report) {
   if (session != nullptr) session->Reconciled(report);
 }
 
+bool MothershipLink::SendCommandUpdate(const v1::CommandUpdate& update) {
+  std::shared_ptr<LinkSession> session;
+  {
+    absl::MutexLock lock(&mu_);
+    session = session_;
+  }
+  return session != nullptr && session->SendCommandUpdate(update);
+}
+
 void MothershipLink::SetAppliedRevision(int64_t revision) {
   std::shared_ptr<LinkSession> session;
   {
@@ -152,7 +161,7 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
     if (session == nullptr) {
       session = std::make_shared<LinkSession>(
           *id, options_.version, health_, clock_,
-          LinkSession::Callbacks{options_.on_desired_state});
+          LinkSession::Callbacks{options_.on_desired_state, options_.on_command});
       absl::MutexLock lock(&mu_);
       session->SetAppliedRevision(applied_revision_);
       if (unsent_report_.has_value()) {

@@ -4,7 +4,7 @@
 // — Hello/Welcome, heartbeats, revisions, acks; (3) dispatch of what arrives to the callbacks
 // of LinkOptions.
 // Run() owns the stream on the calling thread plus one heartbeat thread per stream; Cancel(),
-// Reconciled(), connected() and identity() are safe from any thread.
+// Reconciled(), SendCommandUpdate(), connected() and identity() are safe from any thread.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -42,7 +42,11 @@ struct LinkOptions {
   // or freshly registered), before the stream opens.
   std::function<void(const Identity&)> on_identity;
   // A new desired-state revision arrived (on the Run() thread).
-  std::function<void(int64_t revision, const v1::ClusterSpec& spec)> on_desired_state;
+  std::function<void(int64_t revision, const v1::ClusterSpec& spec,
+                     const std::string& command_id)>
+      on_desired_state;
+  // A command arrived (on the Run() thread); every delivery, duplicates included.
+  std::function<void(const v1::Command& command)> on_command;
 };
 
 class MothershipLink {
@@ -60,6 +64,8 @@ class MothershipLink {
 
   // The reconciler finished a revision: acked or nacked now, or on the next stream.
   void Reconciled(const ReconcileReport& report);
+  // Sends a command's update on the current stream; false when there is none.
+  bool SendCommandUpdate(const v1::CommandUpdate& update);
   // The revision the agent's own records say it applied last (Hello carries it).
   void SetAppliedRevision(int64_t revision);
 

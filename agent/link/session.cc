@@ -86,13 +86,24 @@ absl::Status LinkSession::OnMessage(const v1::MothershipMessage& message) {
       spdlog::info("desired state received revision={} tenants={}", revision,
                    message.desired_state().spec().tenants_size());
       if (callbacks_.on_desired_state) {
-        callbacks_.on_desired_state(revision, message.desired_state().spec());
+        callbacks_.on_desired_state(revision, message.desired_state().spec(),
+                                    message.desired_state().command_id());
       }
       return absl::OkStatus();
     }
+    case v1::MothershipMessage::kCommand:
+      if (callbacks_.on_command) callbacks_.on_command(message.command());
+      return absl::OkStatus();
     default:
-      return absl::OkStatus();  // commands arrive with their own issue
+      return absl::OkStatus();
   }
+}
+
+bool LinkSession::SendCommandUpdate(const v1::CommandUpdate& update) {
+  v1::AgentMessage msg;
+  *msg.mutable_command_update() = update;
+  absl::MutexLock lock(&mu_);
+  return SendLocked(msg);
 }
 
 bool LinkSession::SendHeartbeat() {

@@ -1,6 +1,7 @@
 // LinkSession: the agent's side of the Connect protocol as pure state — Hello and Welcome,
 // heartbeats, desired-state revisions in (each handed on once, duplicates and stale ones
-// dropped), and the Ack or Nack of each reconcile out, kept until a stream carries it. It never
+// dropped), commands in (handed on), the Ack or Nack of each reconcile out (kept until a stream
+// carries it) and command updates out. It never
 // touches gRPC: MothershipLink opens streams and moves bytes, and tests drive a session over a
 // fake Outbox (Envoy's GrpcMuxImpl over GrpcStream).
 // Thread-safe: the link thread opens, feeds and closes it; the heartbeat thread and the
@@ -37,8 +38,14 @@ class Outbox {
 class LinkSession {
  public:
   struct Callbacks {
-    // A revision newer than any seen before arrived (on the link thread, with no lock held).
-    std::function<void(int64_t revision, const v1::ClusterSpec& spec)> on_desired_state;
+    // A revision newer than any seen before arrived (on the link thread, with no lock held);
+    // `command_id` names the apply command that stored it, if any.
+    std::function<void(int64_t revision, const v1::ClusterSpec& spec,
+                       const std::string& command_id)>
+        on_desired_state;
+    // A command arrived (on the link thread, with no lock held). Every delivery is handed on:
+    // deduplicating them by id is the dispatcher's (agent/commands/command_dispatch.h).
+    std::function<void(const v1::Command& command)> on_command;
   };
 
   LinkSession(Identity identity, std::string version, HealthState* health, common::Clock* clock,
@@ -60,6 +67,9 @@ class LinkSession {
   bool SendHeartbeat();
   // A reconcile ended: Ack or Nack now, or on the next stream.
   void Reconciled(const ReconcileReport& report);
+  // Sends a command's update; false when no stream is open or it failed (the mothership then
+  // delivers the command again on the next stream, saying what it stored).
+  bool SendCommandUpdate(const v1::CommandUpdate& update);
 
   bool welcomed() const;
   int64_t applied_revision() const;

@@ -71,6 +71,30 @@ void ProvisioningLoop::Enter(v1::ProvisioningState state, const std::string& rea
   absl::MutexLock lock(&mu_);
   ready_ = state == v1::PROVISIONING_STATE_READY;
   url_ = ready_ ? OwnUrl() : "";
+  if (ready_) ++readies_;
+  if (state == v1::PROVISIONING_STATE_FAILED) {
+    ++failures_;
+    last_failure_ = reason;
+  }
+}
+
+absl::Status ProvisioningLoop::Reprovision(const absl::Notification* stop) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t readies = readies_;
+  const uint64_t failures = failures_;
+  reprovision_requested_ = true;
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return readies_ > readies || failures_ > failures;
+  };
+  while (!done()) {
+    if (stop != nullptr && stop->HasBeenNotified()) {
+      return absl::CancelledError("stopped before PostgreSQL was ready again");
+    }
+    // Looks at `stop` now and then: a notification cannot wake this mutex.
+    mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(200));
+  }
+  if (failures_ > failures) return absl::UnavailableError(last_failure_);
+  return absl::OkStatus();
 }
 
 v1::ProvisioningState ProvisioningLoop::Check() {
@@ -181,7 +205,26 @@ void ProvisioningLoop::Run(const absl::Notification* stop) {
         next = v1::PROVISIONING_STATE_CHECKING;
         break;
       case v1::PROVISIONING_STATE_READY: {
-        if (!clock_->SleepFor(options_.check_interval, stop)) return;
+        // Until the next health check, or sooner when a reprovision is asked for.
+        const absl::Time check_at = clock_->Now() + options_.check_interval;
+        bool reprovision = false;
+        for (;;) {
+          {
+            absl::MutexLock lock(&mu_);
+            reprovision = reprovision_requested_;
+            reprovision_requested_ = false;
+          }
+          if (reprovision || clock_->Now() >= check_at) break;
+          if (!clock_->SleepUntil(std::min(check_at, clock_->Now() + absl::Milliseconds(200)),
+                                  stop)) {
+            return;
+          }
+        }
+        if (reprovision) {
+          spdlog::info("provisioning again, as asked");
+          next = v1::PROVISIONING_STATE_PROVISIONING;
+          break;
+        }
         auto ping = common::Ping(OwnUrl());
         if (ping.ok()) {
           *current_.mutable_select1_latency() =

@@ -2,7 +2,9 @@
 //   checking → provisioning → checking → migrating → ready, or failed (with a reason) and
 //   retried with backoff; from ready, a failed health check goes back to checking.
 // Every transition is logged and put into HealthState, which every heartbeat carries.
-// Run() drives it on one thread; ready() and database_url() are safe from any thread.
+// An operator's reprovision command makes a healthy loop provision again (Reprovision()).
+// Run() drives it on one thread; Reprovision(), ready() and database_url() are safe from any
+// thread.
 #pragma once
 
 #include <string>
@@ -36,6 +38,12 @@ class ProvisioningLoop {
   // Runs until `stop` is notified.
   void Run(const absl::Notification* stop);
 
+  // Makes the next pass provision again even while PostgreSQL is healthy (provisioning is
+  // idempotent), then waits until it is ready again. kUnavailable with the reason when a pass
+  // failed (the loop keeps retrying on its own), kCancelled when `stop` fired first. Any thread
+  // but Run()'s.
+  absl::Status Reprovision(const absl::Notification* stop);
+
   bool ready() const;
   // The agent's own database, once ready.
   std::string database_url() const;
@@ -58,6 +66,10 @@ class ProvisioningLoop {
 
   mutable absl::Mutex mu_;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  bool reprovision_requested_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t readies_ ABSL_GUARDED_BY(mu_) = 0;   // times READY was entered
+  uint64_t failures_ ABSL_GUARDED_BY(mu_) = 0;  // times FAILED was entered
+  std::string last_failure_ ABSL_GUARDED_BY(mu_);
   std::string url_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -28,8 +28,9 @@ Executor::Executor(ClusterAdmin* admin, TenantRecords* records, Onboarding* onbo
       concurrency_(std::max(1, concurrency)) {}
 
 absl::Status Executor::Record(const std::string& tenant, v1::TenantState state, int64_t version,
-                              const std::string& error) {
+                              bool held, const std::string& error) {
   TenantRecord record;
+  record.held = held;
   record.name = tenant;
   record.state = state;
   record.version = version;
@@ -45,6 +46,30 @@ int64_t Executor::AppliedVersion(const std::string& tenant,
   return report.ok() ? report->current_version : fallback;
 }
 
+bool Executor::HasHook(const std::string& event) const {
+  for (const auto& hook : hooks_) {
+    if (hook.event() == event) return true;
+  }
+  return false;
+}
+
+absl::Status Executor::RunHook(const std::string& tenant, const std::string& event,
+                               const std::string& key, const StepFn& tenant_step) {
+  for (const auto& hook : hooks_) {
+    if (hook.event() != event) continue;
+    const std::string what = absl::StrCat("hook ", event, " (", hook.file().name(), ")");
+    const absl::Time start = clock_->Now();
+    auto ran = admin_->RunHook(tenant, event, key, hook.file().contents());
+    if (!ran.ok()) {
+      return absl::Status(ran.status().code(),
+                          absl::StrCat(what, " failed: ", ran.status().message()));
+    }
+    tenant_step(*ran ? absl::StrCat(what, " ", Took(clock_->Now() - start))
+                     : absl::StrCat(what, " ran before; skipped"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Executor::RunAction(const Action& action,
                                  const std::vector<common::Migration>& migrations,
                                  int64_t target_version, const StepFn& step) {
@@ -56,42 +81,73 @@ absl::Status Executor::RunAction(const Action& action,
   };
   auto fail = [&](const absl::Status& st) {
     const int64_t version = AppliedVersion(tenant, migrations, action.from_version);
-    (void)Record(tenant, v1::TENANT_STATE_FAILED, version, std::string(st.message()));
+    (void)Record(tenant, v1::TENANT_STATE_FAILED, version, action.held,
+                 std::string(st.message()));
     tenant_step(absl::StrCat("failed after ", Took(clock_->Now() - start), ": ", st.message()));
     return st;
   };
   switch (action.kind) {
     case ActionKind::kOnboard: {
-      if (auto st = Record(tenant, v1::TENANT_STATE_CREATING, action.from_version); !st.ok()) {
+      if (auto st = Record(tenant, v1::TENANT_STATE_CREATING, action.from_version, action.held);
+          !st.ok()) {
         return st;
       }
       tenant_step(absl::StrCat("onboarding (", onboarding_->name(), ") to version ",
                                action.to_version));
       OnboardRequest request{tenant, action.to_version, &migrations};
       if (auto st = onboarding_->Onboard(request, admin_, tenant_step); !st.ok()) return fail(st);
+      if (auto st = RunHook(tenant, "after_tenant_created", "created", tenant_step); !st.ok()) {
+        return fail(st);
+      }
       // Brought to `to_version`, it is there; created without migrating (policy manual), it may
       // be one that existed already: ask what it has.
       const int64_t version = action.to_version > 0
                                   ? action.to_version
                                   : AppliedVersion(tenant, migrations, action.from_version);
-      if (auto st = Record(tenant, settled(version), version); !st.ok()) return st;
+      if (auto st = Record(tenant, settled(version), version, action.held); !st.ok()) return st;
       tenant_step(absl::StrCat("created at version ", version, " in ", Took(clock_->Now() - start)));
       return absl::OkStatus();
     }
     case ActionKind::kMigrate: {
-      if (auto st = Record(tenant, v1::TENANT_STATE_MIGRATING, action.from_version); !st.ok()) {
+      if (auto st = Record(tenant, v1::TENANT_STATE_MIGRATING, action.from_version, action.held);
+          !st.ok()) {
         return st;
+      }
+      // Hooks key on the version they lead to, so each runs once per tenant and version.
+      const std::string key = absl::StrCat(action.to_version);
+      if (action.after_failure) {
+        // The failed step may have been this hook, after a successful onboarding.
+        if (auto st = RunHook(tenant, "after_tenant_created", "created", tenant_step); !st.ok()) {
+          return fail(st);
+        }
+      }
+      if (HasHook("before_migrate")) {
+        auto report = admin_->MigrationStatus(tenant, migrations);
+        if (!report.ok()) return fail(report.status());
+        bool pending = false;
+        for (const auto& m : report->migrations) {
+          pending = pending || (!m.applied && m.version <= action.to_version);
+        }
+        if (pending) {
+          if (auto st = RunHook(tenant, "before_migrate", key, tenant_step); !st.ok()) {
+            return fail(st);
+          }
+        }
       }
       auto applied = admin_->ApplyMigrations(tenant, migrations, action.to_version, tenant_step);
       if (!applied.ok()) return fail(applied.status());
+      if (*applied > 0 || action.after_failure) {
+        if (auto st = RunHook(tenant, "after_migrate", key, tenant_step); !st.ok()) return fail(st);
+      }
       const int64_t version = std::max(action.from_version, action.to_version);
-      if (auto st = Record(tenant, settled(version), version); !st.ok()) return st;
+      if (auto st = Record(tenant, settled(version), version, action.held); !st.ok()) return st;
       tenant_step(absl::StrCat("at version ", version, " (", *applied, " applied) in ",
                                Took(clock_->Now() - start)));
       return absl::OkStatus();
     }
     case ActionKind::kOrphan:
-      if (auto st = Record(tenant, v1::TENANT_STATE_ORPHANED, action.from_version); !st.ok()) {
+      if (auto st = Record(tenant, v1::TENANT_STATE_ORPHANED, action.from_version, action.held);
+          !st.ok()) {
         return st;
       }
       tenant_step("left the spec; kept as an orphan (prune is false)");

@@ -3,7 +3,7 @@
 // before each change (creating, migrating) and after it (ready, pending, failed), so a reconcile
 // killed at any point is resumed by the next plan, never done twice (creating is idempotent and
 // the migrator reads what is really applied). One failing tenant does not stop the others.
-// Every step is reported as one line: which tenant, what, how long.
+// Every step (a hook included) is reported as one line: which tenant, what, how long.
 // Run() blocks its caller and uses `concurrency` threads of its own; not reentrant.
 #pragma once
 
@@ -36,6 +36,13 @@ class Executor {
   Executor(ClusterAdmin* admin, TenantRecords* records, Onboarding* onboarding,
            common::Clock* clock, int concurrency = 4);
 
+  // The spec's hooks, run as steps of each tenant's action: after_tenant_created once a tenant
+  // is onboarded, before_migrate before migrations are applied to it (only when some are
+  // pending), after_migrate after (only when some were applied). Each runs at most once per
+  // tenant and key (see ClusterAdmin::RunHook); a failing hook fails its tenant's action and
+  // stops its later steps. Set before Run().
+  void set_hooks(std::vector<v1::HookSpec> hooks) { hooks_ = std::move(hooks); }
+
   // Runs every action of `plan`; `target_version` is the spec's latest migration (a tenant
   // below it after its action is recorded pending). Stops between actions once `stop` (may be
   // null) is notified.
@@ -47,7 +54,11 @@ class Executor {
   absl::Status RunAction(const Action& action, const std::vector<common::Migration>& migrations,
                          int64_t target_version, const StepFn& step);
   absl::Status Record(const std::string& tenant, v1::TenantState state, int64_t version,
-                      const std::string& error = "");
+                      bool held, const std::string& error = "");
+  // Runs the hook of `event` (if the spec has one) on `tenant` under `key`, as one step line.
+  absl::Status RunHook(const std::string& tenant, const std::string& event, const std::string& key,
+                       const StepFn& tenant_step);
+  bool HasHook(const std::string& event) const;
   // The tenant's applied version as the database says, or `fallback` if it cannot be read.
   int64_t AppliedVersion(const std::string& tenant,
                          const std::vector<common::Migration>& migrations, int64_t fallback);
@@ -57,6 +68,7 @@ class Executor {
   Onboarding* onboarding_;
   common::Clock* clock_;
   int concurrency_;
+  std::vector<v1::HookSpec> hooks_;
 };
 
 }  // namespace tether::agent

@@ -20,6 +20,7 @@ struct ObservedTenant {
   bool recorded = false;
   v1::TenantState state = v1::TENANT_STATE_UNSPECIFIED;  // as recorded
   int64_t version = 0;                                   // as recorded
+  bool held = false;  // rolled back by a command: left at its version, as under policy manual
 };
 
 struct ObservedState {
@@ -39,21 +40,26 @@ struct Action {
   std::string tenant;
   int64_t from_version = 0;
   int64_t to_version = 0;
+  bool held = false;  // the hold the tenant's record keeps (a migrate command clears it)
+  // The tenant's last action failed: hooks that may have been the failing step are tried again
+  // (each still runs at most once).
+  bool after_failure = false;
 
   bool operator==(const Action& o) const {
     return kind == o.kind && tenant == o.tenant && from_version == o.from_version &&
-           to_version == o.to_version;
+           to_version == o.to_version && held == o.held && after_failure == o.after_failure;
   }
 };
 
 struct Plan {
   std::vector<Action> actions;  // independent of each other: one per tenant, any order
-  // Tenants of the spec behind the target that the plan leaves alone (policy manual).
+  // Tenants of the spec behind the target that the plan leaves alone (policy manual, or held).
   std::vector<std::string> pending;
 };
 
 // The actions that take `observed` to `spec` at its latest migration (`target_version`).
 // Converged input gives an empty plan, so reconciling the same revision twice changes nothing.
+// A held tenant is treated as under policy manual: never migrated up by a reconcile.
 Plan PlanReconcile(const v1::ClusterSpec& spec, int64_t target_version,
                    const ObservedState& observed);
 

@@ -17,10 +17,46 @@ ReconcileLoop::ReconcileLoop(ReconcileEnvironment* env, common::Clock* clock,
       options_(options),
       backoff_(options.retry, random) {}
 
-void ReconcileLoop::Desire(int64_t revision, v1::ClusterSpec spec) {
+void ReconcileLoop::Desire(int64_t revision, v1::ClusterSpec spec, std::string command_id) {
   absl::MutexLock lock(&mu_);
   if (desired_.has_value() && desired_->revision >= revision) return;
-  desired_ = Desired{revision, std::move(spec)};
+  desired_ = Desired{revision, std::move(spec), std::move(command_id)};
+  if (!newest_.has_value() || newest_->revision < revision) newest_ = desired_;
+}
+
+void ReconcileLoop::Schedule(Task task) {
+  absl::MutexLock lock(&mu_);
+  tasks_.push_back(std::move(task));
+}
+
+void ReconcileLoop::ReconcileNow() {
+  absl::MutexLock lock(&mu_);
+  again_ = true;
+}
+
+absl::StatusOr<CommandEnvironment> ReconcileLoop::ForCommand(int64_t min_revision) {
+  CommandEnvironment out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!newest_.has_value()) {
+      return absl::FailedPreconditionError("no desired state has reached this agent yet");
+    }
+    if (newest_->revision < min_revision) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the command needs revision ", min_revision, "; this agent has only ",
+                       newest_->revision));
+    }
+    out.revision = newest_->revision;
+    out.spec = newest_->spec;
+  }
+  if (!env_->Ready()) return absl::UnavailableError("PostgreSQL is not ready");
+  auto admin = env_->Admin(out.spec);
+  if (!admin.ok()) return admin.status();
+  auto records = env_->Records();
+  if (!records.ok()) return records.status();
+  out.admin = *std::move(admin);
+  out.records = *records;
+  return out;
 }
 
 int64_t ReconcileLoop::applied_revision() const {
@@ -28,21 +64,31 @@ int64_t ReconcileLoop::applied_revision() const {
   return applied_;
 }
 
-std::optional<ReconcileLoop::Desired> ReconcileLoop::Next(absl::Time deadline,
-                                                          const absl::Notification* stop) {
+ReconcileLoop::Work ReconcileLoop::Next(absl::Time deadline, const absl::Notification* stop) {
+  Work work;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return desired_.has_value(); };
-      // Woken by Desire(); looks at the clock and `stop` at least every ready_poll.
+      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return desired_.has_value() || !tasks_.empty() || again_;
+      };
+      // Woken by Desire(), Schedule() and ReconcileNow(); looks at the clock and `stop` at
+      // least every ready_poll.
       mu_.AwaitWithTimeout(absl::Condition(&has_work), options_.ready_poll);
-      if (desired_.has_value()) {
-        std::optional<Desired> out = std::move(desired_);
+      if (has_work()) {
+        work.desired = std::move(desired_);
         desired_.reset();
-        return out;
+        work.tasks.swap(tasks_);
+        work.again = again_;
+        again_ = false;
+        return work;
       }
     }
-    if (stop->HasBeenNotified() || clock_->Now() >= deadline) return std::nullopt;
+    if (stop->HasBeenNotified()) return work;
+    if (clock_->Now() >= deadline) {
+      work.timed_out = true;
+      return work;
+    }
   }
 }
 
@@ -69,15 +115,33 @@ void ReconcileLoop::Run(const absl::Notification* stop,
   bool settled = true;             // `current` was reconciled successfully
   absl::Time next_attempt = absl::InfiniteFuture();
   while (!stop->HasBeenNotified()) {
-    std::optional<Desired> fresh = Next(next_attempt, stop);
+    Work work = Next(next_attempt, stop);
     if (stop->HasBeenNotified()) return;
-    if (fresh.has_value()) {
-      if (current.has_value() && settled && fresh->revision == current->revision) continue;
-      current = std::move(fresh);
-      backoff_.Reset();
+    // Commands first: one resumed at start-up runs before a reconcile could act on a tenant
+    // it left part-way.
+    for (Task& task : work.tasks) {
+      task(stop);
+      if (stop->HasBeenNotified()) return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      work.again = work.again || again_;  // asked for by one of the tasks
+      again_ = false;
+    }
+    if (work.desired.has_value()) {
+      const bool same = current.has_value() && settled &&
+                        work.desired->revision == current->revision;
+      if (!same) {
+        current = std::move(work.desired);
+        backoff_.Reset();
+      } else if (!work.again) {
+        continue;
+      }
     } else if (!current.has_value()) {
       next_attempt = absl::InfiniteFuture();
       continue;
+    } else if (!work.again && !work.timed_out) {
+      continue;  // only tasks ran
     }
     if (!env_->Ready()) {
       next_attempt = clock_->Now() + options_.ready_poll;
@@ -91,8 +155,18 @@ void ReconcileLoop::Run(const absl::Notification* stop,
       report.status = !admin.ok() ? admin.status() : records.status();
     } else {
       Reconciler reconciler(admin->get(), *records, clock_, options_.concurrency);
+      // Only the first reconcile of an apply command's revision is that command's: later ones
+      // (retries, resyncs) come after its Ack or Nack ended it.
+      StepFn command_lines;
+      if (!current->command_id.empty() && command_lines_) {
+        command_lines = command_lines_(current->command_id);
+      }
+      current->command_id.clear();
       report = reconciler.Reconcile(current->revision, current->spec,
-                                    [](const std::string& line) { spdlog::info("reconcile: {}", line); },
+                                    [&](const std::string& line) {
+                                      spdlog::info("reconcile: {}", line);
+                                      if (command_lines) command_lines(line);
+                                    },
                                     stop);
     }
     if (stop->HasBeenNotified() && absl::IsCancelled(report.status)) return;

@@ -2,7 +2,10 @@
 // on, waits until PostgreSQL is ready, reconciles it, persists the applied revision and reports
 // the outcome (the link acks or nacks it). A failed revision is retried with backoff; a newer
 // one replaces it at once. Every `resync` it reconciles the applied revision again, repairing
-// drift (a tenant database dropped by hand). Run() owns the thread; Desire() and
+// drift (a tenant database dropped by hand). Between reconciles it runs the tasks handed to
+// Schedule() (commands), each with the newest spec the loop knows (ForCommand); after one that
+// changed tenants it reconciles its revision again at once (ReconcileNow), so a fresh Ack
+// reports them. Run() owns the thread; Desire(), Schedule(), ReconcileNow() and
 // applied_revision() are safe from any thread.
 #pragma once
 
@@ -10,6 +13,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -44,15 +49,39 @@ struct ReconcileLoopOptions {
   int concurrency = 4;  // tenants reconciled at once
 };
 
+// What a command runs with: the newest spec the loop knows, and the agent's PostgreSQL.
+struct CommandEnvironment {
+  int64_t revision = 0;
+  v1::ClusterSpec spec;
+  std::unique_ptr<ClusterAdmin> admin;
+  TenantRecords* records = nullptr;
+};
+
 class ReconcileLoop {
  public:
   using ReportFn = std::function<void(const ReconcileReport&)>;
+  using Task = std::function<void(const absl::Notification* stop)>;
+  // The progress lines of the reconcile that apply command `command_id` asked for.
+  using CommandLinesFn = std::function<StepFn(const std::string& command_id)>;
 
   ReconcileLoop(ReconcileEnvironment* env, common::Clock* clock, common::Random* random,
                 ReportFn report, ReconcileLoopOptions options = {});
 
+  // Where the lines of apply commands go; set before Run().
+  void set_command_lines(CommandLinesFn fn) { command_lines_ = std::move(fn); }
+
   // The link received `revision`; reconciled as soon as the loop is free (a newer one wins).
-  void Desire(int64_t revision, v1::ClusterSpec spec);
+  // `command_id` names the apply command that stored it: the first reconcile of the revision
+  // sends its lines as that command's.
+  void Desire(int64_t revision, v1::ClusterSpec spec, std::string command_id = "");
+  // Runs `task` on the loop's thread between reconciles, once PostgreSQL was ready; in order.
+  void Schedule(Task task);
+  // Reconciles the current revision again as soon as the loop is free.
+  void ReconcileNow();
+  // For a task on the loop's thread: the newest spec (at least `min_revision`), an admin for
+  // it and the tenant records. kFailedPrecondition when no spec, or only an older one, has
+  // arrived; kUnavailable while PostgreSQL is not ready.
+  absl::StatusOr<CommandEnvironment> ForCommand(int64_t min_revision);
   // Runs until `stop` is notified. `on_applied_loaded` is called once the agent's own record
   // of its applied revision has been read (for Hello).
   void Run(const absl::Notification* stop, const std::function<void(int64_t)>& on_applied_loaded);
@@ -63,18 +92,29 @@ class ReconcileLoop {
   struct Desired {
     int64_t revision = 0;
     v1::ClusterSpec spec;
+    std::string command_id;
   };
-  // Waits until there is something to reconcile (or `deadline`, or stop); returns it.
-  std::optional<Desired> Next(absl::Time deadline, const absl::Notification* stop);
+  struct Work {
+    std::optional<Desired> desired;
+    std::vector<Task> tasks;
+    bool again = false;      // ReconcileNow()
+    bool timed_out = false;  // `deadline` passed
+  };
+  // Waits until there is something to do (or `deadline`, or stop); returns it.
+  Work Next(absl::Time deadline, const absl::Notification* stop);
 
   ReconcileEnvironment* env_;
   common::Clock* clock_;
   ReportFn report_;
   ReconcileLoopOptions options_;
   common::Backoff backoff_;
+  CommandLinesFn command_lines_;
 
   mutable absl::Mutex mu_;
   std::optional<Desired> desired_ ABSL_GUARDED_BY(mu_);   // newest, not yet taken
+  std::optional<Desired> newest_ ABSL_GUARDED_BY(mu_);    // newest ever received, for commands
+  std::vector<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  bool again_ ABSL_GUARDED_BY(mu_) = false;
   int64_t applied_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -26,6 +26,7 @@ std::vector<v1::TenantStatus> TenantStatuses(const std::map<std::string, TenantR
       if (m.version > record.version) s.add_pending_versions(m.version);
     }
     s.set_error(record.error);
+    s.set_held(record.held);
     *s.mutable_updated_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
         absl::ToUnixMicros(record.updated_at));
     out.push_back(std::move(s));
@@ -75,19 +76,22 @@ ReconcileReport Reconciler::Reconcile(int64_t revision, const v1::ClusterSpec& s
     seen.recorded = true;
     seen.state = record.state;
     seen.version = record.version;
+    seen.held = record.held;
   }
   // Databases or schemas neither in the spec nor recorded are not ours: they stay out of it.
 
   const Plan plan = PlanReconcile(spec, target, observed);
+  const bool auto_migrate = spec.migrations().policy() == v1::MIGRATION_POLICY_AUTO;
   step(absl::StrCat("revision ", revision, ": ", spec.tenants_size(), " tenants, ",
                     plan.actions.size(), " to change, ",
                     plan.pending.empty() ? ""
-                                         : absl::StrCat(plan.pending.size(),
-                                                        " left pending (policy manual), "),
-                    "target version ", target,
-                    spec.hooks_size() > 0 ? "; hooks are stored, not run by this agent yet" : ""));
+                                         : absl::StrCat(plan.pending.size(), " left pending (",
+                                                        auto_migrate ? "held" : "policy manual",
+                                                        "), "),
+                    "target version ", target));
   auto onboarding = MakeOnboarding(spec.onboarding(), step);
   Executor executor(admin_, records_, onboarding.get(), clock_, concurrency_);
+  executor.set_hooks({spec.hooks().begin(), spec.hooks().end()});
   ExecutionResult result = executor.Run(plan, *migrations, target, step, stop);
 
   auto after = records_->List();

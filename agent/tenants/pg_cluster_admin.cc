@@ -7,6 +7,7 @@
 #include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
 #include "common/pg/pool.h"
+#include "common/spec/spec.h"
 
 namespace tether::agent {
 namespace {
@@ -119,6 +120,48 @@ absl::StatusOr<int> PgClusterAdmin::ApplyMigrations(
     std::optional<int64_t> to, const StepFn& step) {
   if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
   return TenantMigrator(tenant, migrations, step).Up(to);
+}
+
+absl::StatusOr<int> PgClusterAdmin::RollbackMigrations(
+    const std::string& tenant, const std::vector<common::Migration>& migrations,
+    int64_t to_version, const StepFn& step) {
+  if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  common::Migrator migrator = TenantMigrator(tenant, migrations, step);
+  // How many to undo is read afresh each time, so a rollback resumed after a crash undoes only
+  // what is still above the target.
+  auto report = migrator.Status();
+  if (!report.ok()) return report.status();
+  int steps = 0;
+  for (const auto& m : report->migrations) {
+    if (m.applied && m.version > to_version) ++steps;
+  }
+  if (steps == 0) return 0;
+  return migrator.Down(steps);
+}
+
+absl::StatusOr<bool> PgClusterAdmin::RunHook(const std::string& tenant, const std::string& event,
+                                             const std::string& key, const std::string& sql) {
+  if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  auto conn = common::Connect(TenantUrl(tenant));
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::work tx(**conn);
+    // In the tenant's database, or its schema (first on the search path): the record of a run
+    // lives and dies with the tenant.
+    tx.exec("CREATE TABLE IF NOT EXISTS tether_hook_runs (event text NOT NULL, key text NOT NULL, "
+            "checksum text NOT NULL, ran_at timestamptz NOT NULL DEFAULT now(), "
+            "PRIMARY KEY (event, key))");
+    auto inserted = tx.exec_params(
+        "INSERT INTO tether_hook_runs (event, key, checksum) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING RETURNING 1",
+        event, key, common::FileSha256(sql));
+    if (inserted.empty()) return false;
+    tx.exec(sql);
+    tx.commit();
+    return true;
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
 }
 
 absl::StatusOr<common::MigrationReport> PgClusterAdmin::MigrationStatus(

@@ -39,6 +39,11 @@ class PgClusterAdmin final : public ClusterAdmin {
   absl::StatusOr<int> ApplyMigrations(const std::string& tenant,
                                       const std::vector<common::Migration>& migrations,
                                       std::optional<int64_t> to, const StepFn& step) override;
+  absl::StatusOr<int> RollbackMigrations(const std::string& tenant,
+                                         const std::vector<common::Migration>& migrations,
+                                         int64_t to_version, const StepFn& step) override;
+  absl::StatusOr<bool> RunHook(const std::string& tenant, const std::string& event,
+                               const std::string& key, const std::string& sql) override;
   absl::StatusOr<common::MigrationReport> MigrationStatus(
       const std::string& tenant, const std::vector<common::Migration>& migrations) override;
   absl::Status DropTenant(const std::string& tenant) override;

@@ -11,13 +11,14 @@ absl::StatusOr<std::map<std::string, TenantRecord>> PgTenantRecords::List() {
     std::map<std::string, TenantRecord> out;
     for (const auto& r : tx.exec(absl::StrCat("SELECT name, state, version, error, ",
                                               common::EpochMicrosSql("updated_at"),
-                                              " FROM tenants"))) {
+                                              ", held FROM tenants"))) {
       TenantRecord record;
       record.name = r[0].as<std::string>();
       (void)v1::TenantState_Parse(r[1].as<std::string>(), &record.state);
       record.version = r[2].as<int64_t>();
       record.error = r[3].as<std::string>();
       record.updated_at = absl::FromUnixMicros(r[4].as<int64_t>());
+      record.held = r[5].as<bool>();
       out[record.name] = std::move(record);
     }
     return out;
@@ -28,12 +29,12 @@ absl::Status PgTenantRecords::Put(const TenantRecord& record) {
   return pool_.Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
     tx.exec_params(
-        "INSERT INTO tenants (name, state, version, error, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5::timestamptz) "
+        "INSERT INTO tenants (name, state, version, error, updated_at, held) "
+        "VALUES ($1, $2, $3, $4, $5::timestamptz, $6) "
         "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, version = EXCLUDED.version, "
-        "error = EXCLUDED.error, updated_at = EXCLUDED.updated_at",
+        "error = EXCLUDED.error, updated_at = EXCLUDED.updated_at, held = EXCLUDED.held",
         record.name, v1::TenantState_Name(record.state), record.version, record.error,
-        common::PgTimestamp(record.updated_at));
+        common::PgTimestamp(record.updated_at), record.held);
     tx.commit();
     return absl::OkStatus();
   });

@@ -20,6 +20,8 @@ struct TenantRecord {
   int64_t version = 0;
   std::string error;
   absl::Time updated_at;
+  // Rolled back by a command: reconciles leave it at its version until a migrate command.
+  bool held = false;
 };
 
 class TenantRecords {

@@ -1,6 +1,6 @@
 // FakeClusterAdmin: the agent's PostgreSQL as the reconciler sees it, in memory, for unit tests:
 // which tenants exist and which migrations each has applied, failures a test plants, and
-// counters of every create, drop and applied migration, so a test can tell nothing was done
+// counters of every create, drop, applied and rolled-back migration and hook run, so a test can tell nothing was done
 // twice. Its errors and report follow the migrator's (common/pg/migrator.h); the real one is
 // PgClusterAdmin (agent/tenants/), covered by the integration tests. Thread-safe: the executor
 // calls it from several workers at once. Step lines are reported outside the lock.
@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,13 @@ class FakeClusterAdmin final : public agent::ClusterAdmin {
   void ClearFailures() {
     absl::MutexLock lock(&mu_);
     failures_.clear();
+    hook_failures_.clear();
+  }
+  // Hook `event` on `tenant` fails, as SQL PostgreSQL refuses, until ClearFailures().
+  void FailHook(const std::string& tenant, const std::string& event,
+                std::string error = "relation \"plans\" does not exist") {
+    absl::MutexLock lock(&mu_);
+    hook_failures_[{tenant, event}] = std::move(error);
   }
   // What Ping reports: the server's major version.
   void set_major_version(int major) {
@@ -79,6 +87,23 @@ class FakeClusterAdmin final : public agent::ClusterAdmin {
     absl::MutexLock lock(&mu_);
     auto it = drops_.find(tenant);
     return it == drops_.end() ? 0 : it->second;
+  }
+  // How many times hook `event` ran on `tenant` (a run skipped because it ran before is not
+  // counted, nor one that failed).
+  int hook_runs(const std::string& tenant, const std::string& event) const {
+    absl::MutexLock lock(&mu_);
+    auto it = hook_runs_.find({tenant, event});
+    return it == hook_runs_.end() ? 0 : it->second;
+  }
+  // How many times migration `version` was rolled back on `tenant`.
+  int rolled_back_count(const std::string& tenant, int64_t version) const {
+    absl::MutexLock lock(&mu_);
+    auto it = rolled_back_.find({tenant, version});
+    return it == rolled_back_.end() ? 0 : it->second;
+  }
+  int total_rolled_back() const {
+    absl::MutexLock lock(&mu_);
+    return Sum(rolled_back_);
   }
   // Totals over every tenant: creates, drops and migrations run.
   int total_creates() const {
@@ -183,10 +208,56 @@ class FakeClusterAdmin final : public agent::ClusterAdmin {
     return report;
   }
 
+  // As PgClusterAdmin over Migrator::Down: every migration above `to_version` is checked for a
+  // down file before any is undone, then they are undone newest first, one "rolling back
+  // N_name" line each.
+  absl::StatusOr<int> RollbackMigrations(const std::string& tenant,
+                                         const std::vector<common::Migration>& migrations,
+                                         int64_t to_version, const agent::StepFn& step) override {
+    std::vector<const common::Migration*> targets;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = tenants_.find(tenant);
+      if (it == tenants_.end()) return MissingTenant(tenant);
+      if (auto st = CheckKnown(it->second, migrations); !st.ok()) return st;
+      for (auto m = migrations.rbegin(); m != migrations.rend(); ++m) {
+        if (m->version <= to_version || it->second.count(m->version) == 0) continue;
+        if (m->down_sql.empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "migration ", m->version, " (", m->name, ") has no down file; nothing was rolled back"));
+        }
+        targets.push_back(&*m);
+      }
+    }
+    for (const common::Migration* m : targets) {
+      if (step) step(absl::StrCat("rolling back ", m->version, "_", m->name));
+      absl::MutexLock lock(&mu_);
+      tenants_[tenant].erase(m->version);
+      ++rolled_back_[{tenant, m->version}];
+    }
+    return static_cast<int>(targets.size());
+  }
+
+  // As PgClusterAdmin: once per (tenant, event, key); a failing hook is not recorded.
+  absl::StatusOr<bool> RunHook(const std::string& tenant, const std::string& event,
+                               const std::string& key, const std::string& sql) override {
+    absl::MutexLock lock(&mu_);
+    if (tenants_.count(tenant) == 0) return MissingTenant(tenant);
+    if (hook_keys_.count({tenant, event, key}) != 0) return false;
+    auto f = hook_failures_.find({tenant, event});
+    if (f != hook_failures_.end()) return absl::InvalidArgumentError(f->second);
+    hook_keys_.insert({tenant, event, key});
+    ++hook_runs_[{tenant, event}];
+    return true;
+  }
+
   absl::Status DropTenant(const std::string& tenant) override {
     absl::MutexLock lock(&mu_);
     ++drops_[tenant];
     tenants_.erase(tenant);  // its migration history lives in it, and goes with it
+    for (auto it = hook_keys_.begin(); it != hook_keys_.end();) {  // and so do its hook runs
+      it = std::get<0>(*it) == tenant ? hook_keys_.erase(it) : std::next(it);
+    }
     return absl::OkStatus();
   }
 
@@ -226,6 +297,10 @@ class FakeClusterAdmin final : public agent::ClusterAdmin {
   std::map<std::pair<std::string, int64_t>, int> applied_count_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> creates_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> drops_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int64_t>, int> rolled_back_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::string> hook_failures_ ABSL_GUARDED_BY(mu_);
+  std::set<std::tuple<std::string, std::string, std::string>> hook_keys_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, int> hook_runs_ ABSL_GUARDED_BY(mu_);
   int major_ ABSL_GUARDED_BY(mu_) = 15;
 };
 

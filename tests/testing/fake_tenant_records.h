@@ -23,12 +23,13 @@ class FakeTenantRecords final : public agent::TenantRecords {
   // --- Set-up.
 
   // A record left by an earlier run (not counted among puts()).
-  void Seed(const std::string& name, v1::TenantState state, int64_t version) {
+  void Seed(const std::string& name, v1::TenantState state, int64_t version, bool held = false) {
     absl::MutexLock lock(&mu_);
     agent::TenantRecord record;
     record.name = name;
     record.state = state;
     record.version = version;
+    record.held = held;
     records_[name] = record;
   }
   // From now on Put of `tenant` fails with `status` (of every tenant when `tenant` is empty);

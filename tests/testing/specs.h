@@ -31,4 +31,14 @@ inline void AddMigrationFile(v1::ClusterSpec* spec, const std::string& name,
   f->set_sha256(common::FileSha256(sql));
 }
 
+// Adds hook `event` (before_migrate | after_migrate | after_tenant_created) as file `name`.
+inline void AddHook(v1::ClusterSpec* spec, const std::string& event, const std::string& name,
+                    const std::string& sql) {
+  v1::HookSpec* h = spec->add_hooks();
+  h->set_event(event);
+  h->mutable_file()->set_name(name);
+  h->mutable_file()->set_contents(sql);
+  h->mutable_file()->set_sha256(common::FileSha256(sql));
+}
+
 }  // namespace tether::testing

@@ -419,6 +419,140 @@ TEST_F(ReconcilerTest, ManualPolicyReportsATenantBehindANewMigrationPending) {
   EXPECT_EQ(acme.state(), v1::TENANT_STATE_PENDING);
 }
 
+// A rollback holds a tenant: under policy auto a reconcile leaves it at its version, reports it
+// pending and held, and keeps the hold in its record.
+TEST_F(ReconcilerTest, AHeldTenantIsNotMigratedUpAndStaysHeld) {
+  admin_.AddTenant("acme", {1});
+  records_.Seed("acme", v1::TENANT_STATE_READY, 1, /*held=*/true);
+  admin_.AddTenant("globex", {1});
+  records_.Seed("globex", v1::TENANT_STATE_READY, 1);
+
+  const ReconcileReport report = Reconcile(ShopSpec({"acme", "globex"}));
+
+  ASSERT_TRUE(report.status.ok()) << report.status;
+  EXPECT_EQ(admin_.Applied("acme"), (std::set<int64_t>{1}));
+  EXPECT_EQ(admin_.Applied("globex"), (std::set<int64_t>{1, 2, 3}));
+  const v1::TenantStatus acme = StatusOf(report, "acme");
+  EXPECT_EQ(acme.state(), v1::TENANT_STATE_PENDING);
+  EXPECT_EQ(acme.version(), 1);
+  EXPECT_TRUE(acme.held());
+  EXPECT_FALSE(StatusOf(report, "globex").held());
+  ASSERT_TRUE(records_.Get("acme").has_value());
+  EXPECT_TRUE(records_.Get("acme")->held);
+
+  // Recorded pending now: the next reconcile leaves it alone and says why.
+  const ReconcileReport again = Reconcile(ShopSpec({"acme", "globex"}));
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_EQ(admin_.Applied("acme"), (std::set<int64_t>{1}));
+  const auto lines = lines_.Get();
+  EXPECT_NE(std::find(lines.begin(), lines.end(),
+                      "revision 2: 2 tenants, 0 to change, 1 left pending (held), "
+                      "target version 3"),
+            lines.end());
+}
+
+// --- Hooks: steps of each tenant's action, each run at most once per tenant and key.
+
+v1::ClusterSpec WithHooks(v1::ClusterSpec spec) {
+  testing::AddHook(&spec, "after_tenant_created", "seed.sql", "INSERT INTO plans VALUES (1);");
+  testing::AddHook(&spec, "before_migrate", "check.sql", "SELECT 1;");
+  testing::AddHook(&spec, "after_migrate", "refresh.sql", "ANALYZE;");
+  return spec;
+}
+
+TEST_F(ReconcilerTest, HooksRunAsTheirOwnStepsOnceEachWhenTheActionIsRepeated) {
+  ASSERT_TRUE(Reconcile(WithHooks(ShopSpec({"acme", "globex"}, v1::MIGRATION_POLICY_AUTO, false,
+                                           2)))
+                  .status.ok());
+  for (const std::string t : {"acme", "globex"}) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(admin_.hook_runs(t, "after_tenant_created"), 1);
+    // Onboarding is not a migrate: the migrate hooks wait for one.
+    EXPECT_EQ(admin_.hook_runs(t, "before_migrate"), 0);
+    EXPECT_EQ(admin_.hook_runs(t, "after_migrate"), 0);
+  }
+  auto lines = lines_.Get();
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "acme: hook after_tenant_created (seed.sql) 0 ms"),
+            lines.end());
+
+  // A new migration: the migrate hooks run around it, once per tenant.
+  ASSERT_TRUE(Reconcile(WithHooks(ShopSpec({"acme", "globex"}))).status.ok());
+  // The same revision again, and a tenant's records lost (so it is onboarded again): nothing
+  // runs twice.
+  records_.Remove("globex").IgnoreError();
+  const ReconcileReport again = Reconcile(WithHooks(ShopSpec({"acme", "globex"})));
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  for (const std::string t : {"acme", "globex"}) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(admin_.hook_runs(t, "after_tenant_created"), 1);
+    EXPECT_EQ(admin_.hook_runs(t, "before_migrate"), 1);
+    EXPECT_EQ(admin_.hook_runs(t, "after_migrate"), 1);
+    EXPECT_EQ(admin_.applied_count(t, 3), 1);
+  }
+  lines = lines_.Get();
+  const auto before = std::find(lines.begin(), lines.end(), "acme: hook before_migrate (check.sql) 0 ms");
+  const auto apply = std::find(lines.begin(), lines.end(), "acme: applying 3_add_index");
+  const auto after = std::find(lines.begin(), lines.end(), "acme: hook after_migrate (refresh.sql) 0 ms");
+  ASSERT_NE(before, lines.end());
+  ASSERT_NE(apply, lines.end());
+  ASSERT_NE(after, lines.end());
+  EXPECT_LT(before, apply);
+  EXPECT_LT(apply, after);
+  EXPECT_NE(std::find(lines.begin(), lines.end(),
+                      "globex: hook after_tenant_created (seed.sql) ran before; skipped"),
+            lines.end());
+}
+
+TEST_F(ReconcilerTest, AFailingHookStopsItsTenantsLaterStepsAndTheOthersProceed) {
+  for (const std::string t : {"acme", "globex", "initech"}) {
+    admin_.AddTenant(t, {1});
+    records_.Seed(t, v1::TENANT_STATE_READY, 1);
+  }
+  admin_.FailHook("globex", "before_migrate");
+
+  const ReconcileReport report = Reconcile(WithHooks(ShopSpec({"acme", "globex", "initech"})));
+
+  EXPECT_EQ(report.status.code(), absl::StatusCode::kAborted) << report.status;
+  EXPECT_NE(report.status.message().find("globex: hook before_migrate (check.sql) failed"),
+            std::string::npos)
+      << report.status;
+  // Its migrations were not applied, nor its after_migrate hook run.
+  EXPECT_EQ(admin_.Applied("globex"), (std::set<int64_t>{1}));
+  EXPECT_EQ(admin_.hook_runs("globex", "after_migrate"), 0);
+  const v1::TenantStatus globex = StatusOf(report, "globex");
+  EXPECT_EQ(globex.state(), v1::TENANT_STATE_FAILED);
+  EXPECT_NE(globex.error().find("hook before_migrate (check.sql) failed"), std::string::npos);
+  for (const std::string t : {"acme", "initech"}) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(admin_.Applied(t), (std::set<int64_t>{1, 2, 3}));
+    EXPECT_EQ(StatusOf(report, t).state(), v1::TENANT_STATE_READY);
+    EXPECT_EQ(admin_.hook_runs(t, "after_migrate"), 1);
+  }
+
+  // Fixed: the next reconcile runs it, then the migrations.
+  admin_.ClearFailures();
+  const ReconcileReport fixed = Reconcile(WithHooks(ShopSpec({"acme", "globex", "initech"})));
+  ASSERT_TRUE(fixed.status.ok()) << fixed.status;
+  EXPECT_EQ(admin_.Applied("globex"), (std::set<int64_t>{1, 2, 3}));
+  EXPECT_EQ(admin_.hook_runs("globex", "before_migrate"), 1);
+  EXPECT_EQ(admin_.hook_runs("globex", "after_migrate"), 1);
+  EXPECT_EQ(admin_.hook_runs("acme", "after_migrate"), 1);
+}
+
+TEST_F(ReconcilerTest, AFailedAfterTenantCreatedHookIsTriedAgainByTheNextReconcile) {
+  admin_.FailHook("acme", "after_tenant_created");
+  const ReconcileReport report = Reconcile(WithHooks(ShopSpec({"acme"})));
+  EXPECT_FALSE(report.status.ok());
+  EXPECT_EQ(StatusOf(report, "acme").state(), v1::TENANT_STATE_FAILED);
+  EXPECT_EQ(admin_.hook_runs("acme", "after_tenant_created"), 0);
+
+  admin_.ClearFailures();
+  const ReconcileReport again = Reconcile(WithHooks(ShopSpec({"acme"})));
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_EQ(admin_.hook_runs("acme", "after_tenant_created"), 1);
+  EXPECT_EQ(StatusOf(again, "acme").state(), v1::TENANT_STATE_READY);
+}
+
 TEST_F(ReconcilerTest, PruneDropsTenantsThatLeftTheSpecAndForgetsThem) {
   ASSERT_TRUE(Reconcile(ShopSpec({"acme", "globex"})).status.ok());
 

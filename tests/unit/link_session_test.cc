@@ -18,10 +18,15 @@ class LinkSessionTest : public ::testing::Test {
  protected:
   LinkSessionTest()
       : session_(Identity{"id-1", "cred", 3, "web-1", "shop"}, "1.0", &health_, &clock_,
-                 LinkSession::Callbacks{[this](int64_t revision, const v1::ClusterSpec& spec) {
-                   received_.push_back(revision);
-                   EXPECT_EQ(spec.cluster(), "shop");
-                 }}) {}
+                 LinkSession::Callbacks{
+                     [this](int64_t revision, const v1::ClusterSpec& spec,
+                            const std::string& command_id) {
+                       received_.push_back(revision);
+                       command_ids_.push_back(command_id);
+                       EXPECT_EQ(spec.cluster(), "shop");
+                     },
+                     [this](const v1::Command& command) { commands_.push_back(command.id()); }}) {
+  }
 
   static v1::MothershipMessage Desired(int64_t revision) {
     v1::MothershipMessage m;
@@ -39,6 +44,8 @@ class LinkSessionTest : public ::testing::Test {
   HealthState health_;
   testing::FakeClock clock_;
   std::vector<int64_t> received_;
+  std::vector<std::string> command_ids_;
+  std::vector<std::string> commands_;
   LinkSession session_;
 };
 
@@ -126,6 +133,37 @@ TEST_F(LinkSessionTest, HeartbeatsNeedAnOpenStream) {
   session_.Close();
   EXPECT_FALSE(session_.SendHeartbeat());
   EXPECT_EQ(out.Sent().size(), 2u);
+}
+
+// Commands are handed on every time they arrive (the dispatcher dedupes them by id); a
+// revision carries the apply command that stored it; updates need an open stream.
+TEST_F(LinkSessionTest, CommandsAreHandedOnAndUpdatesGoOutOnTheOpenStream) {
+  v1::MothershipMessage desired = Desired(4);
+  desired.mutable_desired_state()->set_command_id("apply-4");
+  ASSERT_TRUE(session_.OnMessage(desired).ok());
+  EXPECT_EQ(command_ids_, (std::vector<std::string>{"apply-4"}));
+
+  v1::MothershipMessage command;
+  command.mutable_command()->set_id("c-1");
+  command.mutable_command()->mutable_reprovision();
+  ASSERT_TRUE(session_.OnMessage(command).ok());
+  ASSERT_TRUE(session_.OnMessage(command).ok());
+  EXPECT_EQ(commands_, (std::vector<std::string>{"c-1", "c-1"}));
+
+  v1::CommandUpdate update;
+  update.set_command_id("c-1");
+  update.set_state(v1::COMMAND_STATE_RUNNING);
+  update.add_progress("provisioning PostgreSQL again");
+  EXPECT_FALSE(session_.SendCommandUpdate(update));  // no stream
+  FakeOutbox out;
+  ASSERT_TRUE(session_.Open(&out));
+  EXPECT_TRUE(session_.SendCommandUpdate(update));
+  auto sent = out.Sent();
+  ASSERT_EQ(sent.size(), 2u);  // Hello, then the update
+  EXPECT_EQ(sent[1].command_update().command_id(), "c-1");
+  EXPECT_EQ(sent[1].command_update().progress(0), "provisioning PostgreSQL again");
+  session_.Close();
+  EXPECT_FALSE(session_.SendCommandUpdate(update));
 }
 
 }  // namespace

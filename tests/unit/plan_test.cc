@@ -18,7 +18,8 @@ namespace tether::agent {
 // namespace).
 void PrintTo(const Action& a, std::ostream* os) {
   *os << "{" << ActionName(a.kind) << " " << a.tenant << " " << a.from_version << "->"
-      << a.to_version << "}";
+      << a.to_version << (a.held ? " held" : "") << (a.after_failure ? " after-failure" : "")
+      << "}";
 }
 
 namespace {
@@ -36,6 +37,10 @@ ObservedTenant Recorded(v1::TenantState state, int64_t version) {
 ObservedTenant RecordedButMissing(v1::TenantState state, int64_t version) {
   return {.exists = false, .recorded = true, .state = state, .version = version};
 }
+// Recorded, and held at its version by a rollback.
+ObservedTenant RecordedHeld(v1::TenantState state, int64_t version, bool exists = true) {
+  return {.exists = exists, .recorded = true, .state = state, .version = version, .held = true};
+}
 // It exists in PostgreSQL; the agent has no record of it.
 ObservedTenant OnlyInPostgres() { return {.exists = true}; }
 
@@ -47,6 +52,16 @@ Action Migrate(const std::string& t, int64_t from, int64_t to) {
 }
 Action Orphan(const std::string& t, int64_t version) {
   return {ActionKind::kOrphan, t, version, version};
+}
+// The same action, keeping the tenant's hold.
+Action Holding(Action a) {
+  a.held = true;
+  return a;
+}
+// The same action, after the tenant's last one failed.
+Action AfterFailure(Action a) {
+  a.after_failure = true;
+  return a;
 }
 Action Drop(const std::string& t, int64_t from) { return {ActionKind::kDrop, t, from, 0}; }
 Action Forget(const std::string& t, int64_t from) { return {ActionKind::kForget, t, from, 0}; }
@@ -131,9 +146,10 @@ const std::vector<PlanCase>& Cases() {
       {"RecordedMigratingIsMigratedAgain", kAuto, false, {"acme"},
        {{"acme", Recorded(kMigrating, 2)}}, {Migrate("acme", 2, kTarget)}, {}},
       {"RecordedFailedIsMigratedAgain", kAuto, false, {"acme"},
-       {{"acme", Recorded(kFailed, 1)}}, {Migrate("acme", 1, kTarget)}, {}},
+       {{"acme", Recorded(kFailed, 1)}}, {AfterFailure(Migrate("acme", 1, kTarget))}, {}},
       {"RecordedFailedAtTheTargetIsCheckedAgain", kAuto, false, {"acme"},
-       {{"acme", Recorded(kFailed, kTarget)}}, {Migrate("acme", kTarget, kTarget)}, {}},
+       {{"acme", Recorded(kFailed, kTarget)}},
+       {AfterFailure(Migrate("acme", kTarget, kTarget))}, {}},
 
       // PostgreSQL and the records disagree.
       {"ExistsButUnrecordedIsAdopted", kAuto, false, {"acme"}, {{"acme", OnlyInPostgres()}},
@@ -172,6 +188,26 @@ const std::vector<PlanCase>& Cases() {
       // version (so it is no longer recorded as orphaned), not only listed pending.
       {"AnOrphanBackInTheSpecManualBehindIsCheckedAgainAtItsVersion", kManual, false, {"globex"},
        {{"globex", Recorded(kOrphaned, 1)}}, {Migrate("globex", 1, 1)}, {}},
+
+      // Held by a rollback: as under policy manual, never migrated up, and the hold is kept.
+      {"HeldRecordedPendingUnderAutoIsLeftAlone", kAuto, false, {"acme"},
+       {{"acme", RecordedHeld(kPending, 1)}}, {}, {"acme"}},
+      {"HeldRecordedReadyUnderAutoIsCheckedAtItsVersion", kAuto, false, {"acme"},
+       {{"acme", RecordedHeld(kReady, 1)}}, {Holding(Migrate("acme", 1, 1))}, {}},
+      {"HeldFailedUnderAutoIsCheckedAtItsVersion", kAuto, false, {"acme"},
+       {{"acme", RecordedHeld(kFailed, 2)}}, {AfterFailure(Holding(Migrate("acme", 2, 2)))}, {}},
+      {"HeldAtTheTargetPlansNothing", kAuto, false, {"acme"},
+       {{"acme", RecordedHeld(kReady, kTarget)}}, {}, {}},
+      {"HeldUnderManualBehindIsLeftAlone", kManual, false, {"acme"},
+       {{"acme", RecordedHeld(kPending, 1)}}, {}, {"acme"}},
+      {"HeldButGoneIsOnboardedWithoutMigrating", kAuto, false, {"acme"},
+       {{"acme", RecordedHeld(kPending, 1, /*exists=*/false)}}, {Holding(Onboard("acme", 1, 0))},
+       {}},
+      {"HeldThatLeftTheSpecIsOrphanedKeepingItsHold", kAuto, false, {},
+       {{"acme", RecordedHeld(kPending, 1)}}, {Holding(Orphan("acme", 1))}, {}},
+      {"NotHeldNextToHeldIsMigrated", kAuto, false, {"acme", "globex"},
+       {{"acme", RecordedHeld(kPending, 1)}, {"globex", Recorded(kReady, 1)}},
+       {Migrate("globex", 1, kTarget)}, {"acme"}},
 
       // Everything at once: each tenant gets its own action.
       {"EveryKindOfTenantAtOnce", kAuto, false, {"acme", "globex", "initech", "umbrella"},

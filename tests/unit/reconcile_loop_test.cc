@@ -33,6 +33,15 @@ class ForwardingAdmin final : public ClusterAdmin {
                                       std::optional<int64_t> to, const StepFn& step) override {
     return to_->ApplyMigrations(t, m, to, step);
   }
+  absl::StatusOr<int> RollbackMigrations(const std::string& t,
+                                         const std::vector<common::Migration>& m,
+                                         int64_t to_version, const StepFn& step) override {
+    return to_->RollbackMigrations(t, m, to_version, step);
+  }
+  absl::StatusOr<bool> RunHook(const std::string& t, const std::string& event,
+                               const std::string& key, const std::string& sql) override {
+    return to_->RunHook(t, event, key, sql);
+  }
   absl::StatusOr<common::MigrationReport> MigrationStatus(
       const std::string& t, const std::vector<common::Migration>& m) override {
     return to_->MigrationStatus(t, m);
@@ -213,6 +222,45 @@ TEST_F(ReconcileLoopTest, AnAppliedRevisionIsReconciledAgainAtTheResyncInterval)
   EXPECT_TRUE(Reports()[1].status.ok()) << Reports()[1].status;
   EXPECT_TRUE(env_.admin.Exists("acme"));
   EXPECT_EQ(env_.admin.total_applied(), applied + 2);
+}
+
+// Commands run on the loop's thread between reconciles, with the newest spec it knows; one
+// that changed tenants gets a fresh report of the same revision at once; the first reconcile
+// of an apply command's revision sends its lines as that command's.
+TEST_F(ReconcileLoopTest, TasksRunBetweenReconcilesAndAChangeIsReportedAgainAtOnce) {
+  std::vector<std::string> apply_lines;
+  loop_.set_command_lines([&](const std::string& command_id) -> StepFn {
+    return [&apply_lines, command_id](const std::string& line) {
+      apply_lines.push_back(command_id + " " + line);
+    };
+  });
+  env_.SetReady();
+  Start();
+  loop_.Desire(3, Spec({"acme"}), "apply-3");
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 1; }));
+  ASSERT_FALSE(apply_lines.empty());
+  EXPECT_EQ(apply_lines.front(), "apply-3 revision 3: 1 tenants, 1 to change, target version 2");
+  const size_t applied_lines = apply_lines.size();
+
+  absl::Notification ran;
+  absl::StatusOr<int64_t> seen_revision = absl::UnknownError("not run");
+  absl::StatusCode too_new = absl::StatusCode::kOk;
+  loop_.Schedule([&](const absl::Notification*) {
+    auto env = loop_.ForCommand(3);
+    seen_revision = env.ok() ? absl::StatusOr<int64_t>(env->revision) : env.status();
+    too_new = loop_.ForCommand(4).status().code();
+    if (env.ok()) (void)env->admin->DropTenant("acme");  // the command changed a tenant
+    loop_.ReconcileNow();
+    ran.Notify();
+  });
+  ASSERT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 2; }));
+  ASSERT_TRUE(seen_revision.ok()) << seen_revision.status();
+  EXPECT_EQ(*seen_revision, 3);
+  EXPECT_EQ(too_new, absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Reports()[1].revision, 3);
+  EXPECT_TRUE(env_.admin.Exists("acme"));  // the reconcile after it restored the spec
+  EXPECT_EQ(apply_lines.size(), applied_lines);  // later reconciles are not the command's
 }
 
 }  // namespace

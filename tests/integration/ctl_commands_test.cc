@@ -111,6 +111,23 @@ class ScriptedControl final : public v1::ControlService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ApplySpec(grpc::ServerContext*, const v1::ApplySpecRequest* request,
+                         v1::ApplySpecResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    applies_.push_back(*request);
+    if (unavailable_runs_ > 0) {
+      --unavailable_runs_;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "restarting");
+    }
+    response->set_cluster(request->spec().cluster());
+    response->set_revision(2);
+    response->set_previous_revision(1);
+    response->add_changes("+ tenant acme");
+    response->set_stored(!request->dry_run());
+    if (!request->dry_run()) response->set_command_id("42");
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetCommand(grpc::ServerContext*, const v1::GetCommandRequest* request,
                           v1::CommandStatus* response) override {
     if (request->id() != "42") return grpc::Status(grpc::StatusCode::NOT_FOUND, "no command 7");
@@ -131,6 +148,10 @@ class ScriptedControl final : public v1::ControlService::Service {
     absl::MutexLock lock(&mu_);
     return watches_;
   }
+  std::vector<v1::ApplySpecRequest> applies() {
+    absl::MutexLock lock(&mu_);
+    return applies_;
+  }
   std::vector<v1::ListCommandsRequest> lists() {
     absl::MutexLock lock(&mu_);
     return lists_;
@@ -143,6 +164,7 @@ class ScriptedControl final : public v1::ControlService::Service {
   std::vector<v1::RunCommandRequest> runs_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::WatchCommandRequest> watches_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ListCommandsRequest> lists_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ApplySpecRequest> applies_ ABSL_GUARDED_BY(mu_);
 };
 
 class CtlCommandsTest : public ::testing::Test {
@@ -262,6 +284,37 @@ TEST_F(CtlCommandsTest, LogsPrintsStoredLinesWithoutFollowing) {
   ASSERT_EQ(Ctl({"logs", "42"}, &out, &err), 0) << err;
   EXPECT_EQ(out, "08:00:01.000 web-1  one\n08:00:02.000 -  two\n");
   EXPECT_FALSE(control_.watches().at(0).follow());
+}
+
+TEST_F(CtlCommandsTest, ApplyRetriesUnderOneKeyAndFollowsItsCommand) {
+  const std::string spec = dir_.path() + "/spec.yaml";
+  ASSERT_TRUE(common::WriteFileAtomically(spec, "cluster: shop\ntenants: [acme]\n", 0644).ok());
+  control_.Script({{{Event(Line(1, "web-1", "acme: created")),
+                     Event(Status(v1::COMMAND_STATE_FAILED, 1, "acme: nack"))},
+                    grpc::Status::OK}},
+                  /*unavailable_runs=*/1);
+  std::string out, err;
+  EXPECT_EQ(Ctl({"apply", "-f", spec}, &out, &err), 1);
+  auto applies = control_.applies();
+  ASSERT_EQ(applies.size(), 2u);
+  EXPECT_FALSE(applies[0].idempotency_key().empty());
+  EXPECT_EQ(applies[0].idempotency_key(), applies[1].idempotency_key());
+  EXPECT_EQ(out,
+            "+ tenant acme\n"
+            "cluster shop is at revision 2; following its agents (command 42)\n"
+            "08:00:01.000 web-1  acme: created\n");
+  EXPECT_EQ(err, "tetherctl: command 42 failed on web-2: acme: nack\n");
+
+  // A dry run stores nothing, so it has no key and no command to follow.
+  ASSERT_EQ(Ctl({"apply", "-f", spec, "--dry-run"}, &out, &err), 0) << err;
+  EXPECT_TRUE(control_.applies().back().idempotency_key().empty());
+  EXPECT_EQ(control_.watches().size(), 1u);
+
+  // --detach with -o json: the response, one document, and no watch.
+  ASSERT_EQ(Ctl({"-o", "json", "apply", "-f", spec, "--detach"}, &out, &err), 0) << err;
+  auto response = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_EQ(response.value("commandId", ""), "42") << out;
+  EXPECT_EQ(control_.watches().size(), 1u);
 }
 
 TEST_F(CtlCommandsTest, ListingAndShowingCommands) {

@@ -235,7 +235,7 @@ TEST(FollowCursorTest, TakesEachLineOnceAndResumesAfterTheLast) {
   EXPECT_TRUE(cursor.Complete());
 }
 
-// ---- The follower over a scripted watcher ------------------------------------------------
+// The follower over a scripted watcher.
 
 // Time that jumps forward when slept on: retries without waiting.
 class JumpingClock final : public common::Clock {

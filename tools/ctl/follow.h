@@ -1,7 +1,6 @@
-// Following a command: its progress lines and status streamed by WatchCommand, across
-// mothership restarts (reconnecting after the last line printed), shown as plain lines or as a
-// live per-agent display. Rendering and reconnect bookkeeping are pure functions and classes
-// here, tested without a server; CommandFollower owns the stream loop. Not thread-safe.
+// Following a command across mothership restarts: pure rendering (plain lines, a live
+// per-agent display) and seq bookkeeping, tested without a server, and CommandFollower, which
+// owns the WatchCommand stream and its reconnects. Single-threaded: one follower per command.
 #pragma once
 
 #include <functional>
@@ -16,8 +15,6 @@
 #include "tether/v1/control_service.grpc.pb.h"
 
 namespace tether::ctl {
-
-// ---- Pure rendering ----------------------------------------------------------------------
 
 // "HH:MM:SS.mmm AGENT  TEXT" (UTC), agent and text escaped so neither can forge a line or
 // drive the terminal; the mothership's own lines (no agent) are shown as "-".
@@ -72,8 +69,6 @@ class LiveView {
   int drawn_ = 0;  // block lines on the screen below the cursor's line start
 };
 
-// ---- Reconnect bookkeeping ---------------------------------------------------------------
-
 // What has been seen of one command's stream over any number of connections: lines are taken
 // once each, in seq order, so a reconnect asks for after_seq() and a line sent twice is
 // dropped.
@@ -96,8 +91,6 @@ class FollowCursor {
   int64_t last_seq_;
   std::optional<v1::CommandStatus> status_;
 };
-
-// ---- The stream loop ---------------------------------------------------------------------
 
 // One WatchCommand call's events, as the generated reader gives them.
 class CommandEventStream {

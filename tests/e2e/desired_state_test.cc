@@ -47,7 +47,8 @@ class DesiredStateTest : public ::testing::Test {
   }
 
   std::string Apply(const std::string& spec, const std::vector<std::string>& flags = {}) {
-    std::vector<std::string> args = {"apply", "-f", spec};
+    // --detach: these tests poll the agents themselves, a revision that fails included.
+    std::vector<std::string> args = {"apply", "-f", spec, "--detach"};
     args.insert(args.end(), flags.begin(), flags.end());
     std::string out, err;
     EXPECT_EQ(fleet_.Ctl(args, &out, &err), 0) << out << err;

@@ -3,12 +3,17 @@
 #include "tools/ctl/ctl.h"
 
 #include <grpcpp/grpcpp.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/grpc/tls.h"
+#include "common/random.h"
 #include "tools/ctl/commands/command.h"
 #include "tools/ctl/config.h"
 
@@ -30,6 +35,19 @@ std::string Describe(const grpc::Status& status, const CtlConfig& config) {
   }
 }
 
+// Whether `out` is the process's stdout on a terminal that understands cursor movement.
+bool IsLiveTerminal(const std::ostream& out) {
+  if (&out != &std::cout || isatty(STDOUT_FILENO) == 0) return false;
+  const char* term = std::getenv("TERM");
+  return term != nullptr && *term != '\0' && std::string(term) != "dumb";
+}
+
+int TerminalWidth() {
+  winsize size{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return 80;
+}
+
 }  // namespace
 
 int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -39,7 +57,7 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   app.require_subcommand(1);
   AddCtlFlags(app, &config);
   Action action;
-  auto* get = app.add_subcommand("get", "show agents, specs and tenants");
+  auto* get = app.add_subcommand("get", "show agents, specs, tenants and commands");
   get->require_subcommand(1);
   auto* del = app.add_subcommand("delete", "remove agents");
   del->require_subcommand(1);
@@ -50,6 +68,7 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   AddSpecCommands(tree);
   AddTenantCommands(tree);
   AddEventCommands(tree);
+  AddCommandCommands(tree);
 
   try {
     app.parse(argc, argv);
@@ -79,9 +98,16 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   }
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(20 << 20);  // a spec with its files (get spec --files)
+  common::RealRandom random;
+  const bool terminal = IsLiveTerminal(out);
   Session session{config,
                   v1::ControlService::NewStub(grpc::CreateCustomChannel(config.server, *creds, channel_args)),
-                  &out};
+                  &out,
+                  &err,
+                  common::RealClock::Get(),
+                  &random,
+                  terminal,
+                  terminal ? TerminalWidth() : 80};
   grpc::Status st = action(session);
   if (!st.ok()) {
     err << "tetherctl: " << Describe(st, config) << "\n";

@@ -6,8 +6,8 @@
 
 namespace tether::ctl {
 
-// Returns the process exit status: 0 on success, 1 when the call failed (one line on `err`),
-// 2 for a usage error.
+// Returns the process exit status: 0 on success, 1 when the call failed or a followed command
+// did not succeed (one line on `err`), 2 for a usage error.
 int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 
 }  // namespace tether::ctl

@@ -14,17 +14,25 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
+#include "common/random.h"
 #include "tether/v1/control_service.grpc.pb.h"
 #include "tools/ctl/config.h"
 #include "tools/ctl/output.h"
 
 namespace tether::ctl {
 
-// Everything a command needs: the config, a stub and where to print.
+// Everything a command needs: the config, a stub, where to print, and time and randomness
+// for retries.
 struct Session {
   CtlConfig config;
   std::unique_ptr<v1::ControlService::Stub> stub;
   std::ostream* out;
+  std::ostream* err;
+  common::Clock* clock;
+  common::Random* random;
+  bool terminal = false;  // `out` is an interactive terminal, so a display may redraw in place
+  int width = 80;         // its columns
 
   std::unique_ptr<grpc::ClientContext> Context(bool streaming = false) const {
     auto ctx = std::make_unique<grpc::ClientContext>();
@@ -53,6 +61,29 @@ void AddAgentCommands(CommandTree& tree);
 void AddEventCommands(CommandTree& tree);
 void AddSpecCommands(CommandTree& tree);
 void AddTenantCommands(CommandTree& tree);
+void AddCommandCommands(CommandTree& tree);
+
+// How a command that queues one (migrate, apply, ...) goes on once it is queued.
+struct FollowFlags {
+  bool detach = false;  // print the id and return
+  bool plain = false;   // plain lines even on a terminal
+  std::string idempotency_key;  // empty: a fresh random one per invocation
+};
+
+// Declares --detach, --plain and --idempotency-key on `command`.
+void AddFollowFlags(CLI::App* command, FollowFlags* flags);
+
+// A fresh random idempotency key.
+std::string NewIdempotencyKey();
+
+// Follows command `id` until it ends, showing its lines (a live display on a terminal, plain
+// lines otherwise, only the final status as JSON or YAML with -o), then a one-line summary.
+// OK only when it succeeded; ABORTED or CANCELLED with the summary as the message when it
+// failed or was cancelled; the call's status when the mothership refused or could not be
+// reached. `contacted`: the mothership has just answered (it is worth waiting for it).
+// Without `print_final_status`, -o json/yaml prints nothing (the caller printed its response).
+grpc::Status FollowCommand(Session& s, const std::string& id, bool plain, bool contacted,
+                           bool print_final_status = true);
 
 // Calls `rpc` with `request` and prints its answer: through `for_people` in table mode, as
 // JSON or YAML otherwise. Returns the call's status.

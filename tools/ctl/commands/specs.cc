@@ -1,15 +1,20 @@
-// tetherctl apply -f SPEC [--dry-run] | diff -f SPEC | get spec C [--revision N] | history C:
-// cluster specs and their revisions.
+// tetherctl apply -f SPEC [--dry-run] [--detach] | diff -f SPEC | get spec C [--revision N] |
+// history C: cluster specs and their revisions; an apply that stores one follows the agents
+// reconciling it.
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/spec/yaml.h"
 #include "tools/ctl/commands/command.h"
+#include "tools/ctl/follow.h"
 #include "tools/ctl/output.h"
 
 namespace tether::ctl {
 namespace {
+
+// ApplySpec attempts while the mothership cannot be reached; one key, so one revision.
+constexpr int kApplyAttempts = 4;
 
 struct SpecArgs {
   std::string file;
@@ -19,11 +24,13 @@ struct SpecArgs {
   int64_t revision = 0;
   bool files = false;
   int limit = 20;
+  FollowFlags follow_flags;
 };
 
-// Reads the spec file (errors name its line), then asks the mothership to store or compare it.
+// Reads the spec file (errors name its line), then asks the mothership to store or compare it;
+// a stored revision's apply command is followed unless detached.
 grpc::Status Apply(Session& s, const std::string& file, bool dry_run, bool diff_only,
-                   bool replace_unapplied = false) {
+                   bool replace_unapplied = false, const FollowFlags& flags = {}) {
   auto spec = common::LoadSpecFile(file);
   if (!spec.ok()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(spec.status().message()));
@@ -32,17 +39,39 @@ grpc::Status Apply(Session& s, const std::string& file, bool dry_run, bool diff_
   *req.mutable_spec() = *std::move(spec);
   req.set_dry_run(dry_run || diff_only);
   req.set_replace_unapplied(replace_unapplied);
-  v1::ApplySpecResponse resp;
-  auto ctx = s.Context();
-  grpc::Status st = s.stub->ApplySpec(ctx.get(), req, &resp);
-  if (!st.ok()) return st;
-  if (!s.table()) {
-    PrintStructured(resp, s.config.output, *s.out);
-    return st;
+  if (!req.dry_run()) {
+    req.set_idempotency_key(flags.idempotency_key.empty() ? NewIdempotencyKey()
+                                                          : flags.idempotency_key);
   }
-  for (const auto& c : resp.changes()) *s.out << c << "\n";
+  v1::ApplySpecResponse resp;
+  grpc::Status st = CallWithRetry(
+      [&] {
+        resp.Clear();
+        auto ctx = s.Context();
+        return s.stub->ApplySpec(ctx.get(), req, &resp);
+      },
+      req.idempotency_key().empty() ? 1 : kApplyAttempts, s.clock, s.random);
+  if (!st.ok()) return st;
+  const bool follow = !resp.command_id().empty() && !flags.detach;
+  if (!s.table()) {
+    // One document, the response, as before; a follow only decides the exit status.
+    PrintStructured(resp, s.config.output, *s.out);
+    if (!follow) return st;
+    return FollowCommand(s, resp.command_id(), flags.plain, /*contacted=*/true,
+                         /*print_final_status=*/false);
+  }
+  for (const auto& c : resp.changes()) *s.out << Printable(c) << "\n";
   if (resp.changes().empty()) {
     *s.out << "cluster " << resp.cluster() << " is unchanged at revision " << resp.revision() << "\n";
+  } else if (resp.stored() && follow) {
+    *s.out << "cluster " << resp.cluster() << " is at revision " << resp.revision()
+           << "; following its agents (command " << Printable(resp.command_id()) << ")\n";
+    s.out->flush();
+    return FollowCommand(s, resp.command_id(), flags.plain, /*contacted=*/true);
+  } else if (resp.stored() && !resp.command_id().empty()) {
+    *s.out << "cluster " << resp.cluster() << " is at revision " << resp.revision()
+           << "; agents converge on it now (tetherctl logs " << Printable(resp.command_id())
+           << " --follow)\n";
   } else if (resp.stored()) {
     *s.out << "cluster " << resp.cluster() << " is at revision " << resp.revision()
            << "; agents converge on it now (tetherctl get agents, tetherctl get tenants)\n";
@@ -61,15 +90,22 @@ void AddSpecCommands(CommandTree& tree) {
 
   auto* apply = tree.app->add_subcommand(
       "apply", "store a cluster spec as its next revision when it changed, and print what changed");
+  apply->footer(
+      "A stored revision is followed as its agents reconcile it: on a terminal a live line per "
+      "agent (--plain for plain lines); with -o json or yaml the response is printed and the "
+      "command waited for. Exit status 0 only if every agent applied it. --detach returns once "
+      "it is stored; a retry of a call that was cut off sends the same --idempotency-key.");
   apply->add_option("-f,--file", args->file, "the spec (YAML); migrations.source is read beside it")
       ->required();
   apply->add_flag("--dry-run", args->dry_run, "print what would change; store nothing");
   apply->add_flag("--replace-unapplied", args->replace_unapplied,
                   "allow editing or removing migrations no tenant has applied (one that failed "
                   "everywhere); applied migrations stay immutable");
+  AddFollowFlags(apply, &args->follow_flags);
   apply->callback([&tree, args] {
     *tree.action = [args](Session& s) {
-      return Apply(s, args->file, args->dry_run, false, args->replace_unapplied);
+      return Apply(s, args->file, args->dry_run, false, args->replace_unapplied,
+                   args->follow_flags);
     };
   });
 

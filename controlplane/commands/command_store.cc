@@ -385,7 +385,10 @@ absl::StatusOr<v1::CommandStatus> CommandStore::Queue(const CommandRequest& requ
           }
           // As far as the agents have reported the tenant's version: every migration the
           // rollback would undo needs its down file. The agent checks again before it starts.
-          auto migrations = common::SpecMigrations(spec);
+          // Stored specs leave the files' contents out; which files exist is all this needs.
+          v1::ClusterSpec named = spec;
+          for (auto& f : *named.mutable_migrations()->mutable_files()) f.set_contents("--");
+          auto migrations = common::SpecMigrations(named);
           if (!migrations.ok()) return migrations.status();
           for (const auto& r : tx.exec_params(
                    "SELECT t.version FROM agent_tenants t JOIN agents a ON a.id = t.agent_id "
@@ -709,12 +712,13 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
     return absl::InvalidArgumentError(
         "CommandUpdate lines need an attempt ≥ 0 and first_line ≥ 1");
   }
-  const absl::Time now = clock_->Now();
   std::string cluster;
   bool changed = false;
   auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
     auto command = LockCommand(tx, *n);
+    // Read under the command's lock, so lines' times rise with their seq.
+    const absl::Time now = clock_->Now();
     auto target = tx.exec_params(
         "SELECT state, attempt, lines_stored FROM command_targets "
         "WHERE command_id = $1 AND agent_id = $2::uuid FOR UPDATE",

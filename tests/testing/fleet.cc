@@ -45,6 +45,18 @@ bool Fleet::StartMothership(const std::string& listen) {
   return true;
 }
 
+bool Fleet::RestartMothershipAfterKill() {
+  mothership_->Signal(SIGKILL);
+  mothership_->Wait();
+  auto m = StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
+                                  {"--listen", server_, "--heartbeat-ttl", "3s"},
+                                  dir_.path() + "/mothership-restarted.log");
+  EXPECT_TRUE(m.ok()) << m.status();
+  if (!m.ok()) return false;
+  mothership_ = std::move(m->process);
+  return m->server == server_;
+}
+
 std::string Fleet::CreateToken(const std::string& cluster) {
   std::string out;
   EXPECT_EQ(Ctl({"tokens", "create", "--cluster", cluster}, &out), 0) << out;
@@ -80,6 +92,14 @@ int Fleet::Ctl(const std::vector<std::string>& args, std::string* out, std::stri
   std::string ignored;
   return RunCommand(argv, {"TETHER_TOKEN=" + token_, "HOME=" + dir_.path()}, out,
                     err != nullptr ? err : &ignored);
+}
+
+std::unique_ptr<ChildProcess> Fleet::StartCtl(const std::vector<std::string>& args,
+                                              const std::string& log_path) {
+  std::vector<std::string> argv = {TETHER_CTL_BIN, "--server", server_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return std::make_unique<ChildProcess>(
+      argv, std::vector<std::string>{"TETHER_TOKEN=" + token_, "HOME=" + dir_.path()}, log_path);
 }
 
 nlohmann::json Fleet::CtlJson(const std::vector<std::string>& args) {

@@ -24,6 +24,9 @@ class Fleet {
   // Starts the mothership on `listen` (127.0.0.1:0 for any port); false (and a test failure
   // with its log) when it does not come up.
   bool StartMothership(const std::string& listen = "127.0.0.1:0");
+  // SIGKILLs the mothership and starts it again on the same address and data dir (its
+  // PostgreSQL, left running by the kill, is reused); false when it does not come back.
+  bool RestartMothershipAfterKill();
   // A bootstrap token of `cluster`.
   std::string CreateToken(const std::string& cluster);
   // Starts agent `name` with its data dir under the fleet's directory.
@@ -36,6 +39,9 @@ class Fleet {
 
   // Runs tetherctl; returns its exit status, stdout in *out and stderr in *err.
   int Ctl(const std::vector<std::string>& args, std::string* out, std::string* err = nullptr);
+  // Starts tetherctl in the background (a follower); its stdout and stderr go to `log_path`.
+  std::unique_ptr<ChildProcess> StartCtl(const std::vector<std::string>& args,
+                                         const std::string& log_path);
   // `tetherctl -o json ARGS`, parsed; an empty object when it fails.
   nlohmann::json CtlJson(const std::vector<std::string>& args);
 

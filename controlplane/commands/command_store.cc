@@ -708,9 +708,12 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
     return absl::InvalidArgumentError(
         absl::StrCat("a CommandUpdate carries at most ", kMaxLinesPerUpdate, " lines"));
   }
-  if (update.attempt() < 0 || (update.progress_size() > 0 && update.first_line() < 1)) {
-    return absl::InvalidArgumentError(
-        "CommandUpdate lines need an attempt ≥ 0 and first_line ≥ 1");
+  if (update.attempt() < 0 || update.first_line() < 0 ||
+      update.first_line() > kMaxLinesPerCommand ||
+      (update.progress_size() > 0 && update.first_line() < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CommandUpdate lines need an attempt ≥ 0 and a first_line from 1 to ",
+        kMaxLinesPerCommand));
   }
   std::string cluster;
   bool changed = false;

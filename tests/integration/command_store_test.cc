@@ -69,6 +69,13 @@ class RawAgent {
   }
 
   bool Send(const v1::AgentMessage& msg) { return stream_->Write(msg); }
+  // Waits for the mothership to end the stream; its status.
+  grpc::Status Ended() {
+    reader_.join();
+    grpc::Status st = stream_->Finish();
+    stream_.reset();
+    return st;
+  }
 
   bool Update(const std::string& id, v1::CommandState state, int64_t attempt, int64_t first,
               std::vector<std::string> lines, const std::string& error = "") {
@@ -367,6 +374,33 @@ TEST_F(CommandStoreTest, LinesAreStoredOnceInOrderUnderConcurrentWriters) {
   EXPECT_EQ(Texts(events), (std::vector<std::string>{
                                "resumed", "(lines 2–2 of attempt 8 were not received)",
                                "after a gap"}));
+}
+
+TEST_F(CommandStoreTest, AnUpdateThatCannotBeEndsTheStreamAndStoresNothing) {
+  RawAgent* web1 = AddAgent("web-1");
+  ApplySpec();
+  v1::CommandStatus queued;
+  ASSERT_TRUE(Run(Migrate(), &queued).ok());
+  struct Case {
+    int64_t attempt, first;
+    int lines;
+    int state;
+    std::string part;
+  };
+  for (const Case& c : {Case{1, int64_t{1} << 62, 1, 2, "first_line"},
+                        Case{-1, 1, 1, 2, "attempt"},
+                        Case{1, 1, 1001, 2, "at most 1000 lines"},
+                        Case{1, 1, 1, 77, "must be a command state"}}) {
+    web1->Connect();
+    ASSERT_TRUE(PollUntil([&] { return web1->Commands().size() == 1; }));
+    (void)web1->Update(queued.id(), static_cast<v1::CommandState>(c.state), c.attempt, c.first,
+                       std::vector<std::string>(c.lines, "x"));
+    grpc::Status st = web1->Ended();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.part;
+    EXPECT_NE(st.error_message().find(c.part), std::string::npos) << st.error_message();
+    EXPECT_EQ(Count("SELECT count(*) FROM command_lines"), 0);
+    EXPECT_EQ(Get(queued.id()).targets(0).state(), v1::COMMAND_STATE_QUEUED);
+  }
 }
 
 TEST_F(CommandStoreTest, AFollowerGetsEveryLineLiveAndEndsWithTheCommand) {

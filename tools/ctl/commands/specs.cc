@@ -54,11 +54,12 @@ grpc::Status Apply(Session& s, const std::string& file, bool dry_run, bool diff_
   if (!st.ok()) return st;
   const bool follow = !resp.command_id().empty() && !flags.detach;
   if (!s.table()) {
-    // One document, the response, as before; a follow only decides the exit status.
-    PrintStructured(resp, s.config.output, *s.out);
-    if (!follow) return st;
-    return FollowCommand(s, resp.command_id(), flags.plain, /*contacted=*/true,
-                         /*print_final_status=*/false);
+    // One document: the final command when it is followed, as migrate prints; else the response.
+    if (!follow) {
+      PrintStructured(resp, s.config.output, *s.out);
+      return st;
+    }
+    return FollowCommand(s, resp.command_id(), flags.plain, /*contacted=*/true);
   }
   for (const auto& c : resp.changes()) *s.out << Printable(c) << "\n";
   if (resp.changes().empty()) {
@@ -92,8 +93,8 @@ void AddSpecCommands(CommandTree& tree) {
       "apply", "store a cluster spec as its next revision when it changed, and print what changed");
   apply->footer(
       "A stored revision is followed as its agents reconcile it: on a terminal a live line per "
-      "agent (--plain for plain lines); with -o json or yaml the response is printed and the "
-      "command waited for. Exit status 0 only if every agent applied it. --detach returns once "
+      "agent (--plain for plain lines); with -o json or yaml the final command is printed (with "
+      "--detach, the response). Exit status 0 only if every agent applied it. --detach returns once "
       "it is stored; a retry of a call that was cut off sends the same --idempotency-key.");
   apply->add_option("-f,--file", args->file, "the spec (YAML); migrations.source is read beside it")
       ->required();

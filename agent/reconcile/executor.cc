@@ -136,7 +136,9 @@ absl::Status Executor::RunAction(const Action& action,
       }
       auto applied = admin_->ApplyMigrations(tenant, migrations, action.to_version, tenant_step);
       if (!applied.ok()) return fail(applied.status());
-      if (*applied > 0 || action.after_failure) {
+      // After a retry of a failure, too (the hook may be what failed); never at version 0,
+      // where nothing was migrated.
+      if ((*applied > 0 || action.after_failure) && action.to_version > 0) {
         if (auto st = RunHook(tenant, "after_migrate", key, tenant_step); !st.ok()) return fail(st);
       }
       const int64_t version = std::max(action.from_version, action.to_version);

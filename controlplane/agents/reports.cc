@@ -86,7 +86,8 @@ absl::Status AgentReports::Record(
                     {"version", t.version()},
                     {"target_version", t.target_version()},
                     {"pending", absl::StrJoin(pending, ",")},
-                    {"error", common::CutText(t.error(), kMaxTenantError)}});
+                    {"error", common::CutText(t.error(), kMaxTenantError)},
+                    {"held", t.held()}});
   }
   if (auto st = CheckText("the error", raw_error); !st.ok()) return st;
   const std::string error = Cut(raw_error);
@@ -150,11 +151,11 @@ absl::Status AgentReports::Record(
     if (!rows.empty()) {
       tx.exec_params(
           "INSERT INTO agent_tenants (agent_id, tenant, revision, state, version, "
-          "target_version, pending, error, updated_at) "
+          "target_version, pending, error, held, updated_at) "
           "SELECT $1::uuid, r.tenant, $2, r.state, r.version, r.target_version, r.pending, "
-          "r.error, $4::timestamptz "
+          "r.error, r.held, $4::timestamptz "
           "FROM jsonb_to_recordset($3::jsonb) AS r(tenant text, state text, version bigint, "
-          "target_version bigint, pending text, error text)",
+          "target_version bigint, pending text, error text, held boolean)",
           agent.id, revision, rows.dump(), common::PgTimestamp(now));
     }
     tx.commit();
@@ -176,7 +177,7 @@ absl::StatusOr<std::vector<v1::Tenant>> AgentReports::ListTenants(const std::str
     for (const auto& r : tx.exec_params(
              absl::StrCat("SELECT a.cluster, a.name, t.revision, t.tenant, t.state, t.version, "
                           "t.target_version, t.pending, t.error, ",
-                          common::EpochMicrosSql("t.updated_at"),
+                          common::EpochMicrosSql("t.updated_at"), ", t.held",
                           " FROM agent_tenants t JOIN agents a ON a.id = t.agent_id "
                           "WHERE ($1 = '' OR a.cluster = $1) AND ($2 = '' OR t.tenant = $2) "
                           "ORDER BY a.cluster, a.name, t.tenant"),
@@ -196,6 +197,7 @@ absl::StatusOr<std::vector<v1::Tenant>> AgentReports::ListTenants(const std::str
       }
       s->set_error(r[8].as<std::string>());
       *s->mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[9].as<int64_t>());
+      s->set_held(r[10].as<bool>());
       out.push_back(std::move(t));
     }
     if (out.empty() && !cluster.empty() &&

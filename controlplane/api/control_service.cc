@@ -179,6 +179,11 @@ class ControlServiceImpl final
     if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
     auto agent = deps_->agents->Delete(request->name());
     if (!agent.ok()) return ToGrpcStatus(agent.status());
+    // A deleted agent never answers: its part in unfinished commands ends now.
+    if (auto st = deps_->commands->AgentDeleted(agent->id(), agent->name()); !st.ok()) {
+      spdlog::warn("cannot end the commands of deleted agent={} reason=\"{}\"", agent->name(),
+                   st.message());
+    }
     *response->mutable_agent() = *std::move(agent);
     return grpc::Status::OK;
   }

@@ -823,4 +823,31 @@ absl::Status CommandStore::RecordReport(const AgentIdentity& agent, int64_t revi
   return absl::OkStatus();
 }
 
+absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::string& name) {
+  std::vector<std::pair<int64_t, std::string>> settled;  // id, cluster
+  auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work tx(c);
+    for (const auto& r : tx.exec_params(
+             "SELECT command_id FROM command_targets WHERE agent_id = $1::uuid "
+             "AND finished_at IS NULL ORDER BY command_id",
+             agent_id)) {
+      const int64_t id = r[0].as<int64_t>();
+      auto command = LockCommand(tx, id);
+      if (!command) continue;
+      tx.exec_params(
+          "UPDATE command_targets SET state = 'cancelled', finished_at = now(), error = $3 "
+          "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL",
+          id, agent_id, absl::StrCat("agent ", name, " was deleted"));
+      Settle(tx, id);
+      settled.emplace_back(id, command->cluster);
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  if (!settled.empty()) events_->Notify();
+  for (const auto& [id, cluster] : settled) Published(id, cluster, /*deliver=*/false);
+  return absl::OkStatus();
+}
+
 }  // namespace tether::controlplane

@@ -99,6 +99,8 @@ class CommandStore {
   // revision (succeeded or failed) and of older ones (cancelled: superseded).
   absl::Status RecordReport(const AgentIdentity& agent, int64_t revision, bool ok,
                             const std::string& error);
+  // The agent was deleted: its part in every unfinished command is cancelled.
+  absl::Status AgentDeleted(const std::string& agent_id, const std::string& name);
 
  private:
   absl::StatusOr<v1::CommandStatus> Read(pqxx::transaction_base& tx, int64_t id);

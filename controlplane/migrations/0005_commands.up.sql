@@ -48,3 +48,6 @@ CREATE TABLE command_lines (
   text        text NOT NULL,
   PRIMARY KEY (command_id, seq)
 );
+
+-- A tenant a rollback left held at its version, as its agent reports it.
+ALTER TABLE agent_tenants ADD COLUMN held boolean NOT NULL DEFAULT false;

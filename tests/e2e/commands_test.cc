@@ -286,6 +286,7 @@ TEST_F(CommandsTest, ARollbackPastAMigrationWithoutADownFileChangesNothing) {
   ASSERT_EQ(fleet_.Ctl({"rollback", "shop", "--tenant", "acme"}, &out, &err), 0) << out << err;
   EXPECT_EQ(Query("web-1", "acme", "SELECT count(*) FROM schema_migrations"), 1);
   ASSERT_TRUE(PollUntil([&] { return Tenants("web-1")["acme"].second == 1; }));
+  EXPECT_TRUE(fleet_.CtlJson({"get", "tenants"})["tenants"][0]["status"].value("held", false));
   ASSERT_EQ(fleet_.Ctl({"migrate", "shop"}, &out, &err), 0) << out << err;
   EXPECT_EQ(Query("web-1", "acme", "SELECT count(*) FROM schema_migrations"), 2);
 }

@@ -569,9 +569,26 @@ TEST_F(CommandStoreTest, CancelReachesTheAgentAndAFinishedCommandCannotBeCancell
   v1::CommandStatus out;
   ASSERT_TRUE(control_->CancelCommand(again.get(), req, &out).ok());  // asked twice: fine
 
+  // A deleted agent's part ends at once: it would never answer.
+  RawAgent* gone = AddAgent("web-9");
+  v1::CommandStatus orphaned;
+  ASSERT_TRUE(Run(Migrate("acme"), &orphaned).ok());
+  ASSERT_EQ(orphaned.targets_size(), 2);
+  v1::DeleteAgentRequest del;
+  del.set_name("web-9");
+  v1::DeleteAgentResponse deleted;
+  auto del_ctx = Operator();
+  ASSERT_TRUE(control_->DeleteAgent(del_ctx.get(), del, &deleted).ok());
+  (void)gone;
+  EXPECT_EQ(Get(orphaned.id()).targets(1).state(), v1::COMMAND_STATE_CANCELLED);
+  EXPECT_EQ(Get(orphaned.id()).targets(1).error(), "agent web-9 was deleted");
+  ASSERT_TRUE(PollUntil([&] { return web1->Commands().size() == 3; }));
+  ASSERT_TRUE(web1->Update(orphaned.id(), v1::COMMAND_STATE_SUCCEEDED, 1, 1, {"ok"}));
+  ASSERT_TRUE(PollUntil([&] { return Get(orphaned.id()).state() == v1::COMMAND_STATE_CANCELLED; }));
+
   v1::CommandStatus other;
   ASSERT_TRUE(Run(Migrate("acme"), &other).ok());
-  ASSERT_TRUE(PollUntil([&] { return web1->Commands().size() == 3; }));
+  ASSERT_TRUE(PollUntil([&] { return web1->Commands().size() == 4; }));
   ASSERT_TRUE(web1->Update(other.id(), v1::COMMAND_STATE_SUCCEEDED, 1, 1, {"ok"}));
   ASSERT_TRUE(PollUntil([&] { return Get(other.id()).state() == v1::COMMAND_STATE_SUCCEEDED; }));
   req.set_id(other.id());

@@ -37,7 +37,8 @@ grpc::Status ListTenants(Session& s, const std::string& cluster, const std::stri
     for (int64_t v : status.pending_versions()) pending.push_back(absl::StrCat(v));
     table.rows.push_back(
         {t.cluster(), t.agent(), status.name(),
-         EnumName(v1::TenantState_Name(status.state()), "TENANT_STATE_"),
+         absl::StrCat(EnumName(v1::TenantState_Name(status.state()), "TENANT_STATE_"),
+                      status.held() ? " (held)" : ""),
          absl::StrCat(status.version(), "/", status.target_version()),
          pending.empty() ? "-" : absl::StrJoin(pending, ","), absl::StrCat(t.revision()),
          status.error().empty() ? "-" : Printable(status.error())});

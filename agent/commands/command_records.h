@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/spec/commands.h"
 #include "tether/v1/command.pb.h"
 
 namespace tether::agent {
@@ -33,10 +34,8 @@ struct CommandRecord {
 };
 
 // Succeeded, failed or cancelled: a command in such a state never runs again.
-bool IsFinished(v1::CommandState state);
-
-// The command's kind as CommandStatus.kind names it; "" when none is set.
-std::string CommandKind(const v1::Command& command);
+inline bool IsFinished(v1::CommandState state) { return common::IsTerminal(state); }
+using common::CommandKind;
 
 class CommandRecords {
  public:

@@ -5,11 +5,6 @@
 
 namespace tether::controlplane {
 
-bool IsTerminal(v1::CommandState state) {
-  return state == v1::COMMAND_STATE_SUCCEEDED || state == v1::COMMAND_STATE_FAILED ||
-         state == v1::COMMAND_STATE_CANCELLED;
-}
-
 absl::Status CheckTransition(v1::CommandState from, v1::CommandState to) {
   auto valid = [](v1::CommandState s) {
     return v1::CommandState_IsValid(s) && s != v1::COMMAND_STATE_UNSPECIFIED;

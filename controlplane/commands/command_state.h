@@ -7,11 +7,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/spec/commands.h"
 #include "tether/v1/command.pb.h"
 
 namespace tether::controlplane {
 
-bool IsTerminal(v1::CommandState state);
+using common::IsTerminal;
 
 // OK when an agent's command may move from `from` to `to` (staying put is allowed: updates are
 // delivered at least once). kFailedPrecondition naming both states otherwise; kInvalidArgument

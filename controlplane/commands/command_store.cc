@@ -172,17 +172,6 @@ v1::CommandState ParseCommandState(const std::string& word) {
   return v1::COMMAND_STATE_UNSPECIFIED;
 }
 
-std::string CommandKind(const v1::Command& command) {
-  switch (command.kind_case()) {
-    case v1::Command::kMigrate: return "migrate";
-    case v1::Command::kRollback: return "rollback";
-    case v1::Command::kReprovision: return "reprovision";
-    case v1::Command::kDropTenant: return "drop_tenant";
-    case v1::Command::kApply: return "apply";
-    default: return "";
-  }
-}
-
 CommandStore::CommandStore(common::PgPool* pool, EventLog* events, ChangeBus* bus,
                            common::Clock* clock)
     : pool_(pool), events_(events), bus_(bus), clock_(clock) {}

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/pg/pool.h"
+#include "common/spec/commands.h"
 #include "controlplane/agents/agent_registry.h"
 #include "controlplane/events/event_log.h"
 #include "controlplane/fanout/change_bus.h"
@@ -126,7 +127,6 @@ absl::StatusOr<int64_t> ParseCommandId(const std::string& id);
 // "queued", "running", …, as stored.
 const char* CommandStateWord(v1::CommandState state);
 v1::CommandState ParseCommandState(const std::string& word);
-// The kind of a command, as stored ("migrate"); "" for none.
-std::string CommandKind(const v1::Command& command);
+using common::CommandKind;
 
 }  // namespace tether::controlplane

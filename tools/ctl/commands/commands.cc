@@ -301,7 +301,9 @@ void AddCommandCommands(CommandTree& tree) {
   auto* drop = tree.app->add_subcommand(
       "drop-tenant", "drop a tenant that has left the spec on every agent of a cluster");
   drop->footer(absl::StrCat(
-      "Drops the tenant's database (or schema); one the spec still lists only with --force.\n",
+      "Drops the tenant's database (or schema); one the spec still lists only with --force, and "
+      "the next reconcile creates such a tenant again, empty: remove it from the spec to keep "
+      "it gone.\n",
       kFollowHelp));
   drop->add_option("cluster", args->cluster, "cluster")->required();
   drop->add_option("tenant", args->tenant, "tenant")->required();

@@ -10,11 +10,11 @@
 // only once recorded: an end that cannot be recorded is kept in memory and recorded again with
 // backoff (never run again in this process). A run its environment is not ready for
 // (CommandResult::again) and a transient failure of the records (a delivery's or a run's) are
-// scheduled again with backoff. After a stream closed (StreamClosed) no new line is sent until the delivery that
-// follows re-sent what the mothership lacks. At start-up every unfinished record is scheduled
-// again (a resumed run is a new attempt and says so), then the commands delivered before, in
-// the order they arrived. Apply commands are not run here: their lines are a reconcile's steps
-// (ApplyLines), and the Ack or Nack of their revision ends them.
+// scheduled again with backoff. After a stream closed (StreamClosed) no new line is sent until
+// the delivery that follows re-sent what the mothership lacks. At start-up every unfinished
+// record is scheduled again (a resumed run is a new attempt and says so), then the commands
+// delivered before, in the order they arrived. Apply commands are not run here: their lines
+// are a reconcile's steps (ApplyLines), and the Ack or Nack of their revision ends them.
 // No gRPC and no threads of its own: runs are handed to `schedule` (the reconcile thread),
 // updates to `send` (the link). Thread-safe; no lock is held while calling out.
 #pragma once
@@ -71,8 +71,8 @@ class CommandDispatcher {
                     CommandDispatcherOptions options = {});
 
   // Starts with the agent's records once its database is ready: schedules every unfinished
-  // command, then handles the commands delivered before. The records' codes (kUnavailable) when
-  // they cannot be listed; then call again.
+  // command, then handles the commands delivered before, in the order they arrived. The
+  // records' codes (kUnavailable) when they cannot be listed; then call again.
   absl::Status ResumeUnfinished(CommandRecords* records);
 
   // A Command from the mothership (on the link thread). Invalid ones are recorded FAILED and

@@ -54,31 +54,40 @@ absl::Status CommandDispatcher::ResumeUnfinished(CommandRecords* records) {
 }
 
 void CommandDispatcher::Schedule(const std::string& id) {
+  uint64_t token;
   {
     absl::MutexLock lock(&mu_);
     Live& live = live_[id];
     if (live.scheduled) return;  // delivered again while queued or running
     live.scheduled = true;
+    token = live.task_token;
   }
-  callbacks_.schedule([this, id](const absl::Notification* stop) { RunScheduled(id, stop); });
+  callbacks_.schedule(
+      [this, id, token](const absl::Notification* stop) { RunScheduled(id, stop, token); });
 }
 
-void CommandDispatcher::Retry(const std::string& id) {
+void CommandDispatcher::Retry(const std::string& id, bool now) {
   absl::Duration delay;
+  uint64_t token;
   {
     absl::MutexLock lock(&mu_);
     Live& live = live_[id];
     live.scheduled = true;
-    live.retry_delay = live.retry_delay == absl::ZeroDuration()
-                           ? options_.retry_first
-                           : std::min(live.retry_delay * 2, options_.retry_max);
-    delay = live.retry_delay;
+    token = ++live.task_token;  // the task scheduled before, if any, does nothing
+    if (!now) {
+      live.retry_delay = live.retry_delay == absl::ZeroDuration()
+                             ? options_.retry_first
+                             : std::min(live.retry_delay * 2, options_.retry_max);
+    }
+    delay = now ? absl::ZeroDuration() : live.retry_delay;
   }
-  Task task = [this, id](const absl::Notification* stop) { RunScheduled(id, stop); };
-  if (callbacks_.schedule_after) {
-    callbacks_.schedule_after(delay, std::move(task));
-  } else {
+  Task task = [this, id, token](const absl::Notification* stop) {
+    RunScheduled(id, stop, token);
+  };
+  if (now || !callbacks_.schedule_after) {
     callbacks_.schedule(std::move(task));
+  } else {
+    callbacks_.schedule_after(delay, std::move(task));
   }
 }
 
@@ -239,6 +248,7 @@ void CommandDispatcher::Deliver(CommandRecords* records, const v1::Command& comm
   // Queued or running.
   bool schedule = false;
   bool resend = false;
+  bool record_end = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = live_.find(id);
@@ -251,10 +261,14 @@ void CommandDispatcher::Deliver(CommandRecords* records, const v1::Command& comm
         it->second.cancel->Notify();
       }
       resend = true;
+      record_end = it->second.unrecorded_end.has_value();
     }
   }
   if (schedule) Schedule(id);
   if (resend) ResendAndUnblock(id, command.attempt(), command.lines_stored());
+  // Ended, but its end is not recorded yet: recorded again now (on the thread that runs
+  // commands), never run again.
+  if (record_end) Retry(id, /*now=*/true);
 }
 
 void CommandDispatcher::ResendAndUnblock(const std::string& id, int64_t attempt,
@@ -442,7 +456,8 @@ void CommandDispatcher::RecordEnd(CommandRecords* records, const CommandRecord& 
   if (changed_tenants && callbacks_.tenants_changed) callbacks_.tenants_changed();
 }
 
-void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notification* shutdown) {
+void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notification* shutdown,
+                                     uint64_t token) {
   CommandRecords* records;
   std::shared_ptr<absl::Notification> cancel;
   std::optional<CommandRecord> unrecorded_end;
@@ -452,6 +467,7 @@ void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notifica
     records = records_;
     auto it = live_.find(id);
     if (it == live_.end()) return;
+    if (it->second.task_token != token) return;  // replaced by a later Retry
     if (records == nullptr) {
       it->second.scheduled = false;
       return;

@@ -8,7 +8,7 @@
 // max_lines_per_update lines; an attempt numbers at most max_line_number lines, the last of
 // which says that further lines were dropped), and persists its terminal state, which is sent
 // only once recorded: an end that cannot be recorded is kept in memory and recorded again with
-// backoff (never run again in this process). A run its environment is not ready for
+// backoff, or at once when the command is delivered again (never run again in this process). A run its environment is not ready for
 // (CommandResult::again) and a transient failure of the records (a delivery's or a run's) are
 // scheduled again with backoff. After a stream closed (StreamClosed) no new line is sent until
 // the delivery that follows re-sent what the mothership lacks. At start-up every unfinished
@@ -108,6 +108,7 @@ class CommandDispatcher {
     std::optional<CommandRecord> unrecorded_end;  // a terminal state whose Put failed
     bool end_changed_tenants = false;             // of unrecorded_end
     absl::Duration retry_delay = absl::ZeroDuration();
+    uint64_t task_token = 0;  // of the task that may run it; older ones do nothing
     bool delivery_pending = false;  // a delivery the records failed is to be handled again
     absl::Duration delivery_delay = absl::ZeroDuration();
     std::shared_ptr<absl::Notification> cancel = std::make_shared<absl::Notification>();
@@ -115,8 +116,9 @@ class CommandDispatcher {
 
   void Deliver(CommandRecords* records, const v1::Command& command);
   void Schedule(const std::string& id);
-  // Schedules command `id` again after its next backoff delay (it stays scheduled).
-  void Retry(const std::string& id);
+  // Schedules command `id` again after its next backoff delay, or `now` (it stays scheduled);
+  // the task scheduled for it before, if any, then does nothing.
+  void Retry(const std::string& id, bool now = false);
   // Handles `command` again after a backoff delay: the records failed its delivery.
   void RetryDelivery(const v1::Command& command);
   // Records `record`'s terminal state, then sends it; keeps it for Retry when it cannot.
@@ -124,7 +126,8 @@ class CommandDispatcher {
   // Sends the kept lines the mothership lacks, then the ones added meanwhile; unblocks the
   // command's lines once all went out.
   void ResendAndUnblock(const std::string& id, int64_t attempt, int64_t lines_stored);
-  void RunScheduled(const std::string& id, const absl::Notification* shutdown);
+  // Runs command `id` (or records its end again) unless a later Retry replaced `token`.
+  void RunScheduled(const std::string& id, const absl::Notification* shutdown, uint64_t token);
   void AddLine(const std::string& id, const std::string& line);
   void Progress(const std::string& id, int done, int total, const std::string& step);
   // Updates carrying the kept lines after `lines_stored` when the mothership's `attempt` is the

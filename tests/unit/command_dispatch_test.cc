@@ -445,9 +445,16 @@ TEST_F(CommandDispatchTest, AnEndNotRecordedIsNotSentAndIsRecordedAgainNotRunAga
   EXPECT_EQ(delays_, (std::vector<absl::Duration>{absl::Seconds(1), absl::Seconds(2)}));
 
   records_.Fail(absl::OkStatus());
-  d->OnCommand(Migrate("c-1", false, 1, 1));  // re-delivered meanwhile: not run again
+  // Re-delivered: its end is recorded again at once (not after the 2 s), never run again.
+  d->OnCommand(Migrate("c-1", false, 1, 1));
   EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_RUNNING);
-  RunTasks();
+  ASSERT_EQ(tasks_.size(), 2u);
+  EXPECT_EQ(delays_.size(), 2u);
+  RunOne();  // the retry the re-delivery replaced: does nothing
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_RUNNING);
+  RunOne();
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);
+  EXPECT_TRUE(tasks_.empty());
   EXPECT_EQ(runs_, 1);
   EXPECT_EQ(changed_, 1);
   EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);

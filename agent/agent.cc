@@ -116,6 +116,7 @@ absl::Status Agent::Start() {
     reconcile_->Desire(revision, spec, command_id);
   };
   link.on_command = [this](const v1::Command& command) { commands_->OnCommand(command); };
+  link.on_stream_closed = [this] { commands_->StreamClosed(); };
   environment_ = std::make_unique<AgentEnvironment>(config_.provisioner, provisioner_.get(),
                                                     provisioning_.get(), clock_);
   reconcile_ = std::make_unique<ReconcileLoop>(
@@ -124,6 +125,9 @@ absl::Status Agent::Start() {
   link_ = std::make_unique<MothershipLink>(link, channel, &health_, clock_, &random_);
   CommandDispatcher::Callbacks commands;
   commands.schedule = [this](CommandDispatcher::Task task) { reconcile_->Schedule(std::move(task)); };
+  commands.schedule_after = [this](absl::Duration delay, CommandDispatcher::Task task) {
+    reconcile_->Schedule(std::move(task), delay);
+  };
   commands.send = [this](const v1::CommandUpdate& update) {
     return link_->SendCommandUpdate(update);
   };
@@ -180,7 +184,10 @@ CommandResult Agent::RunCommand(const CommandRecord& record, const CommandIo& io
   }
   auto env = reconcile_->ForCommand(record.command.revision());
   if (!env.ok()) {
-    return {v1::COMMAND_STATE_FAILED, std::string(env.status().message()), false};
+    CommandResult result{v1::COMMAND_STATE_FAILED, std::string(env.status().message()), false};
+    // No desired state yet, PostgreSQL not ready: run later, never failed for it.
+    result.again = absl::IsUnavailable(env.status());
+    return result;
   }
   CommandRunner runner(env->admin.get(), env->records, clock_, reprovision);
   return runner.Run(record.command, env->spec, record.detail, io, stops);

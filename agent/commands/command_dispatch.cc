@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -37,41 +38,97 @@ void CommandDispatcher::Send(const v1::CommandUpdate& update) {
 absl::Status CommandDispatcher::ResumeUnfinished(CommandRecords* records) {
   auto unfinished = records->ListUnfinished();
   if (!unfinished.ok()) return unfinished.status();
+  std::vector<v1::Command> early;
+  {
+    absl::MutexLock lock(&mu_);
+    records_ = records;  // before any run is scheduled: a run needs it
+    early.swap(early_);
+  }
   for (const CommandRecord& record : *unfinished) {
     spdlog::info("command resumed id={} kind={} state={}", record.id, record.kind,
                  v1::CommandState_Name(record.state));
     Schedule(record.id);
   }
-  std::map<std::string, v1::Command> early;
-  {
-    absl::MutexLock lock(&mu_);
-    records_ = records;
-    early.swap(early_);
-  }
-  for (const auto& [id, command] : early) Deliver(records, command);
+  for (const v1::Command& command : early) Deliver(records, command);
   return absl::OkStatus();
 }
 
 void CommandDispatcher::Schedule(const std::string& id) {
+  uint64_t token;
   {
     absl::MutexLock lock(&mu_);
     Live& live = live_[id];
     if (live.scheduled) return;  // delivered again while queued or running
     live.scheduled = true;
-    live.finished = false;
+    token = live.task_token;
   }
-  callbacks_.schedule([this, id](const absl::Notification* stop) { RunScheduled(id, stop); });
+  callbacks_.schedule(
+      [this, id, token](const absl::Notification* stop) { RunScheduled(id, stop, token); });
+}
+
+void CommandDispatcher::Retry(const std::string& id, bool now) {
+  absl::Duration delay;
+  uint64_t token;
+  {
+    absl::MutexLock lock(&mu_);
+    Live& live = live_[id];
+    live.scheduled = true;
+    token = ++live.task_token;  // the task scheduled before, if any, does nothing
+    if (!now) {
+      live.retry_delay = live.retry_delay == absl::ZeroDuration()
+                             ? options_.retry_first
+                             : std::min(live.retry_delay * 2, options_.retry_max);
+    }
+    delay = now ? absl::ZeroDuration() : live.retry_delay;
+  }
+  Task task = [this, id, token](const absl::Notification* stop) {
+    RunScheduled(id, stop, token);
+  };
+  if (now || !callbacks_.schedule_after) {
+    callbacks_.schedule(std::move(task));
+  } else {
+    callbacks_.schedule_after(delay, std::move(task));
+  }
+}
+
+void CommandDispatcher::RetryDelivery(const v1::Command& command) {
+  absl::Duration delay;
+  {
+    absl::MutexLock lock(&mu_);
+    Live& live = live_[command.id()];
+    if (live.delivery_pending) return;  // one retry at a time; it reads the records afresh
+    live.delivery_pending = true;
+    live.delivery_delay = live.delivery_delay == absl::ZeroDuration()
+                              ? options_.retry_first
+                              : std::min(live.delivery_delay * 2, options_.retry_max);
+    delay = live.delivery_delay;
+  }
+  Task task = [this, command](const absl::Notification*) {
+    CommandRecords* records;
+    {
+      absl::MutexLock lock(&mu_);
+      records = records_;
+      auto it = live_.find(command.id());
+      if (it != live_.end()) it->second.delivery_pending = false;
+    }
+    if (records != nullptr) Deliver(records, command);
+  };
+  if (callbacks_.schedule_after) {
+    callbacks_.schedule_after(delay, std::move(task));
+  } else {
+    callbacks_.schedule(std::move(task));
+  }
+}
+
+void CommandDispatcher::StreamClosed() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, live] : live_) live.blocked = true;
 }
 
 void CommandDispatcher::OnCommand(const v1::Command& command) {
   if (command.kind_case() == v1::Command::kApply) {
     // Run by the reconcile of its revision: only its lines can be asked for again.
-    std::optional<v1::CommandUpdate> resend;
-    {
-      absl::MutexLock lock(&mu_);
-      resend = ResendLocked(command.id(), command.attempt(), command.lines_stored());
-    }
-    if (resend.has_value()) Send(*resend);
+    ResendAndUnblock(command.id(), command.attempt(), command.lines_stored());
     return;
   }
   CommandRecords* records;
@@ -80,8 +137,13 @@ void CommandDispatcher::OnCommand(const v1::Command& command) {
     records = records_;
     if (records == nullptr) {
       // The agent's database is not ready: handled once it is (the newest delivery wins).
-      if (early_.size() < kMaxEarlyCommands || early_.count(command.id()) != 0) {
-        early_[command.id()] = command;
+      auto same = std::find_if(early_.begin(), early_.end(), [&](const v1::Command& c) {
+        return c.id() == command.id();
+      });
+      if (same != early_.end()) {
+        *same = command;  // keeps its place in the order of arrival
+      } else if (early_.size() < kMaxEarlyCommands) {
+        early_.push_back(command);
       } else {
         spdlog::warn("command dropped until the next stream id={} reason=\"too many waiting\"",
                      command.id());
@@ -101,11 +163,14 @@ void CommandDispatcher::Deliver(CommandRecords* records, const v1::Command& comm
   }
   auto got = records->Get(id);
   if (!got.ok()) {
-    spdlog::warn("command not handled until it is delivered again id={} reason=\"{}\"", id,
+    spdlog::warn("command not handled yet, retrying id={} reason=\"{}\"", id,
                  got.status().message());
+    RetryDelivery(command);
     return;
   }
   if (!got->has_value()) {
+    // Created only if still absent: another delivery (the replay of early ones at start-up,
+    // a re-delivery on the link) may have created, run or ended it since the Get.
     CommandRecord record;
     record.id = id;
     record.command = command;
@@ -120,46 +185,70 @@ void CommandDispatcher::Deliver(CommandRecords* records, const v1::Command& comm
       record.error = valid.ok() ? "cancelled before it started"
                                 : absl::StrCat("invalid command: ", valid.message());
       record.finished_at = clock_->Now();
-      if (auto st = records->Put(record); !st.ok()) {
-        spdlog::warn("command not recorded id={} reason=\"{}\"", id, st.message());
-        return;
-      }
+    } else {
+      record.state = v1::COMMAND_STATE_QUEUED;
+    }
+    auto created = records->Create(record);
+    if (!created.ok()) {
+      spdlog::warn("command not recorded yet, retrying id={} reason=\"{}\"", id,
+                   created.status().message());
+      RetryDelivery(command);
+      return;
+    }
+    if (*created && IsFinished(record.state)) {
       spdlog::info("command {} id={} kind={}", valid.ok() ? "cancelled" : "refused", id,
                    record.kind);
       Send(FromRecord(record));
       return;
     }
-    record.state = v1::COMMAND_STATE_QUEUED;
-    if (auto st = records->Put(record); !st.ok()) {
-      spdlog::warn("command not recorded id={} reason=\"{}\"", id, st.message());
+    if (*created) {
+      spdlog::info("command queued id={} kind={} what=\"{}\"", id, record.kind,
+                   DescribeCommand(command));
+      Schedule(id);
       return;
     }
-    spdlog::info("command queued id={} kind={} what=\"{}\"", id, record.kind,
-                 DescribeCommand(command));
-    Schedule(id);
-    return;
+    got = records->Get(id);
+    if (!got.ok() || !got->has_value()) {
+      spdlog::warn("command not handled yet, retrying id={} reason=\"{}\"", id,
+                   got.ok() ? "its record vanished" : std::string(got.status().message()));
+      RetryDelivery(command);
+      return;
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(id);
+    if (it != live_.end()) it->second.delivery_delay = absl::ZeroDuration();
   }
   const CommandRecord& record = **got;
   if (IsFinished(record.state)) {
     // Delivered again after it ended (the update was lost with a stream): answer from the
     // record, with the lines still in memory; never run it again.
+    // The last lines go with the terminal state, the ones before in updates of their own.
     v1::CommandUpdate update = FromRecord(record);
+    std::vector<v1::CommandUpdate> lines;
     {
       absl::MutexLock lock(&mu_);
       auto it = live_.find(id);
       if (it != live_.end() && it->second.attempt == record.attempt) {
-        if (auto lines = ResendLocked(id, command.attempt(), command.lines_stored())) {
-          update.set_first_line(lines->first_line());
-          *update.mutable_progress() = lines->progress();
-        }
+        lines = ResendLocked(id, command.attempt(), command.lines_stored());
       }
+    }
+    if (!lines.empty()) {
+      update.set_first_line(lines.back().first_line());
+      *update.mutable_progress() = lines.back().progress();
+      lines.pop_back();
+    }
+    for (const v1::CommandUpdate& u : lines) {
+      if (!callbacks_.send || !callbacks_.send(u)) return;
     }
     Send(update);
     return;
   }
   // Queued or running.
   bool schedule = false;
-  std::optional<v1::CommandUpdate> resend;
+  bool resend = false;
+  bool record_end = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = live_.find(id);
@@ -171,18 +260,44 @@ void CommandDispatcher::Deliver(CommandRecords* records, const v1::Command& comm
         spdlog::info("command cancel requested id={}", id);
         it->second.cancel->Notify();
       }
-      resend = ResendLocked(id, command.attempt(), command.lines_stored());
+      resend = true;
+      record_end = it->second.unrecorded_end.has_value();
     }
   }
   if (schedule) Schedule(id);
-  if (!resend.has_value()) return;
-  // Lines added while the re-send was on its way follow it, in order.
-  int64_t sent_upto = resend->first_line() + resend->progress_size() - 1;
-  for (;;) {
-    if (!callbacks_.send || !callbacks_.send(*resend)) return;
+  if (resend) ResendAndUnblock(id, command.attempt(), command.lines_stored());
+  // Ended, but its end is not recorded yet: recorded again now (on the thread that runs
+  // commands), never run again.
+  if (record_end) Retry(id, /*now=*/true);
+}
+
+void CommandDispatcher::ResendAndUnblock(const std::string& id, int64_t attempt,
+                                         int64_t lines_stored) {
+  std::vector<v1::CommandUpdate> resend;
+  int64_t live_attempt = 0;
+  int64_t sent_upto = 0;
+  {
     absl::MutexLock lock(&mu_);
     auto it = live_.find(id);
-    if (it == live_.end() || it->second.attempt != resend->attempt()) return;
+    // Not run here, or the mothership knows a newer run: nothing of it to send.
+    if (it == live_.end() || it->second.attempt == 0 || attempt > it->second.attempt) return;
+    live_attempt = it->second.attempt;
+    resend = ResendLocked(id, attempt, lines_stored);
+    sent_upto = it->second.first + static_cast<int64_t>(it->second.lines.size()) - 1;
+  }
+  // Lines added while the re-send was on its way (held back: blocked) follow it, in order.
+  for (;;) {
+    for (const v1::CommandUpdate& update : resend) {
+      if (!callbacks_.send || !callbacks_.send(update)) {
+        absl::MutexLock lock(&mu_);
+        auto it = live_.find(id);
+        if (it != live_.end() && it->second.attempt == live_attempt) it->second.blocked = true;
+        return;
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(id);
+    if (it == live_.end() || it->second.attempt != live_attempt) return;
     Live& live = it->second;
     const int64_t last = live.first + static_cast<int64_t>(live.lines.size()) - 1;
     if (last <= sent_upto) {
@@ -194,28 +309,32 @@ void CommandDispatcher::Deliver(CommandRecords* records, const v1::Command& comm
   }
 }
 
-std::optional<v1::CommandUpdate> CommandDispatcher::ResendLocked(const std::string& id,
-                                                                 int64_t attempt,
-                                                                 int64_t lines_stored) {
+std::vector<v1::CommandUpdate> CommandDispatcher::ResendLocked(const std::string& id,
+                                                               int64_t attempt,
+                                                               int64_t lines_stored) {
+  std::vector<v1::CommandUpdate> out;
   auto it = live_.find(id);
-  if (it == live_.end() || it->second.attempt == 0) return std::nullopt;
+  if (it == live_.end() || it->second.attempt == 0) return out;
   const Live& live = it->second;
-  if (attempt > live.attempt) return std::nullopt;  // the mothership knows a newer run
+  if (attempt > live.attempt) return out;  // the mothership knows a newer run
   // Of an older attempt it has none of this one's lines.
   const int64_t after = attempt == live.attempt ? lines_stored : 0;
-  const int64_t from = std::max(after + 1, live.first);
   const int64_t end = live.first + static_cast<int64_t>(live.lines.size());  // one past the last
-  v1::CommandUpdate update;
-  update.set_command_id(id);
-  update.set_state(v1::COMMAND_STATE_RUNNING);
-  update.set_attempt(live.attempt);
-  update.set_steps_done(live.steps_done);
-  update.set_steps_total(live.steps_total);
-  update.set_step(live.step);
-  if (from >= end) return std::nullopt;
-  update.set_first_line(from);
-  for (int64_t n = from; n < end; ++n) update.add_progress(live.lines[n - live.first]);
-  return update;
+  const int64_t chunk = static_cast<int64_t>(std::max<size_t>(options_.max_lines_per_update, 1));
+  for (int64_t from = std::max(after + 1, live.first); from < end; from += chunk) {
+    v1::CommandUpdate& update = out.emplace_back();
+    update.set_command_id(id);
+    update.set_state(v1::COMMAND_STATE_RUNNING);
+    update.set_attempt(live.attempt);
+    update.set_steps_done(live.steps_done);
+    update.set_steps_total(live.steps_total);
+    update.set_step(live.step);
+    update.set_first_line(from);
+    for (int64_t n = from; n < std::min(end, from + chunk); ++n) {
+      update.add_progress(live.lines[n - live.first]);
+    }
+  }
+  return out;
 }
 
 void CommandDispatcher::AddLine(const std::string& id, const std::string& line) {
@@ -225,8 +344,17 @@ void CommandDispatcher::AddLine(const std::string& id, const std::string& line) 
     auto it = live_.find(id);
     if (it == live_.end()) return;  // evicted (an apply's lines after many other commands)
     Live& live = it->second;
-    live.lines.push_back(line);
-    const int64_t number = live.first + static_cast<int64_t>(live.lines.size()) - 1;
+    if (live.numbered >= options_.max_line_number) {
+      ++live.dropped;  // the mothership would refuse it, and the stream with it
+      return;
+    }
+    const int64_t number = ++live.numbered;
+    const std::string text =
+        number < options_.max_line_number
+            ? line
+            : absl::StrCat("further lines of attempt ", live.attempt, " are dropped: it reached ",
+                           number, " lines");
+    live.lines.push_back(text);
     while (live.lines.size() > options_.max_lines_per_command) {
       live.lines.pop_front();
       ++live.first;
@@ -237,7 +365,7 @@ void CommandDispatcher::AddLine(const std::string& id, const std::string& line) 
       update->set_state(v1::COMMAND_STATE_RUNNING);
       update->set_attempt(live.attempt);
       update->set_first_line(number);
-      update->add_progress(line);
+      update->add_progress(text);
       update->set_steps_done(live.steps_done);
       update->set_steps_total(live.steps_total);
       update->set_step(live.step);
@@ -294,15 +422,63 @@ StepFn CommandDispatcher::ApplyLines(const std::string& command_id) {
   return [this, command_id](const std::string& line) { AddLine(command_id, line); };
 }
 
-void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notification* shutdown) {
+void CommandDispatcher::RecordEnd(CommandRecords* records, const CommandRecord& record,
+                                  bool changed_tenants) {
+  const std::string& id = record.id;
+  if (auto st = records->Put(record); !st.ok()) {
+    // Not ended until recorded: a restart would find it RUNNING and run it again. Kept here and
+    // recorded again later; a delivery meanwhile finds it scheduled and does not run it.
+    {
+      absl::MutexLock lock(&mu_);
+      Live& live = live_[id];
+      live.unrecorded_end = record;
+      live.end_changed_tenants = changed_tenants;
+    }
+    spdlog::warn("command end not recorded, retrying id={} state={} reason=\"{}\"", id,
+                 v1::CommandState_Name(record.state), st.message());
+    Retry(id);
+    return;
+  }
+  int64_t dropped = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(id);
+    if (it != live_.end()) {
+      dropped = it->second.dropped;
+      it->second.unrecorded_end.reset();
+      it->second.retry_delay = absl::ZeroDuration();
+      FinishLocked(id, it->second);
+    }
+  }
+  spdlog::info("command ended id={} state={} error=\"{}\" lines_dropped={}", id,
+               v1::CommandState_Name(record.state), record.error, dropped);
+  Send(FromRecord(record));
+  if (changed_tenants && callbacks_.tenants_changed) callbacks_.tenants_changed();
+}
+
+void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notification* shutdown,
+                                     uint64_t token) {
   CommandRecords* records;
   std::shared_ptr<absl::Notification> cancel;
+  std::optional<CommandRecord> unrecorded_end;
+  bool end_changed_tenants = false;
   {
     absl::MutexLock lock(&mu_);
     records = records_;
     auto it = live_.find(id);
-    if (records == nullptr || it == live_.end()) return;
+    if (it == live_.end()) return;
+    if (it->second.task_token != token) return;  // replaced by a later Retry
+    if (records == nullptr) {
+      it->second.scheduled = false;
+      return;
+    }
     cancel = it->second.cancel;
+    unrecorded_end = it->second.unrecorded_end;
+    end_changed_tenants = it->second.end_changed_tenants;
+  }
+  if (unrecorded_end.has_value()) {
+    RecordEnd(records, *unrecorded_end, end_changed_tenants);
+    return;
   }
   auto unschedule = [&] {
     absl::MutexLock lock(&mu_);
@@ -310,9 +486,14 @@ void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notifica
     if (it != live_.end()) it->second.scheduled = false;
   };
   auto got = records->Get(id);
-  if (!got.ok() || !got->has_value()) {
-    spdlog::warn("command not run id={} reason=\"{}\"", id,
-                 got.ok() ? "no record" : std::string(got.status().message()));
+  if (!got.ok()) {
+    spdlog::warn("command not run yet, retrying id={} reason=\"{}\"", id,
+                 got.status().message());
+    Retry(id);
+    return;
+  }
+  if (!got->has_value()) {
+    spdlog::warn("command not run id={} reason=\"no record\"", id);
     unschedule();
     return;
   }
@@ -335,18 +516,7 @@ void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notifica
         }
       }
     }
-    if (auto st = records->Put(record); !st.ok()) {
-      // Left RUNNING in the records: resumed at the next start, where its steps are idempotent.
-      spdlog::warn("command end not recorded id={} reason=\"{}\"", id, st.message());
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = live_.find(id);
-      if (it != live_.end()) FinishLocked(id, it->second);
-    }
-    spdlog::info("command ended id={} state={} error=\"{}\"", id,
-                 v1::CommandState_Name(record.state), record.error);
-    Send(FromRecord(record));
+    RecordEnd(records, record, result.changed_tenants);
   };
   if (cancel->HasBeenNotified() && record.state == v1::COMMAND_STATE_QUEUED) {
     finish({v1::COMMAND_STATE_CANCELLED, "cancelled before it started", false});
@@ -359,8 +529,8 @@ void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notifica
   record.error.clear();
   record.finished_at.reset();
   if (auto st = records->Put(record); !st.ok()) {
-    spdlog::warn("command not started id={} reason=\"{}\"", id, st.message());
-    unschedule();
+    spdlog::warn("command not started yet, retrying id={} reason=\"{}\"", id, st.message());
+    Retry(id);
     return;
   }
   {
@@ -369,13 +539,21 @@ void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notifica
     live.attempt = record.attempt;
     live.lines.clear();
     live.first = 1;
+    live.numbered = 0;
+    live.dropped = 0;
     live.blocked = false;
     live.steps_done = record.steps_done;
     live.steps_total = record.steps_total;
     live.step.clear();
   }
-  AddLine(id, resumed ? absl::StrCat("resuming after a restart (attempt ", record.attempt, ")")
-                      : absl::StrCat("running: ", DescribeCommand(record.command)));
+  bool deferred = false;
+  {
+    absl::MutexLock lock(&mu_);
+    deferred = std::exchange(live_[id].deferred, false);
+  }
+  AddLine(id, deferred  ? absl::StrCat("running again (attempt ", record.attempt, ")")
+              : resumed ? absl::StrCat("resuming after a restart (attempt ", record.attempt, ")")
+                        : absl::StrCat("running: ", DescribeCommand(record.command)));
   CommandIo io;
   io.line = [this, id](const std::string& line) { AddLine(id, line); };
   io.progress = [this, id](int done, int total, const std::string& step) {
@@ -386,13 +564,26 @@ void CommandDispatcher::RunScheduled(const std::string& id, const absl::Notifica
     return records->Put(record);
   };
   const CommandResult result = callbacks_.run(record, io, {cancel.get(), shutdown});
+  if (result.again) {
+    AddLine(id, absl::StrCat("not run yet, to be run again: ", result.error));
+    {
+      absl::MutexLock lock(&mu_);
+      live_[id].deferred = true;
+    }
+    Retry(id);
+    return;
+  }
   if (result.state == v1::COMMAND_STATE_RUNNING) {
     spdlog::info("command interrupted id={}; resumed at the next start", id);
     unschedule();
     return;
   }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = live_.find(id);
+    if (it != live_.end()) it->second.retry_delay = absl::ZeroDuration();
+  }
   finish(result);
-  if (result.changed_tenants && callbacks_.tenants_changed) callbacks_.tenants_changed();
 }
 
 }  // namespace tether::agent

@@ -45,7 +45,11 @@ class CommandRecords {
   virtual absl::StatusOr<std::optional<CommandRecord>> Get(const std::string& id) = 0;
   // Inserts or replaces the record of `record.id`. kUnavailable as Get.
   virtual absl::Status Put(const CommandRecord& record) = 0;
-  // Every record still queued or running, oldest first. kUnavailable, kDataLoss as Get.
+  // Inserts `record` only when command `record.id` has no record yet, atomically: true when it
+  // was inserted, false when a record existed (left as it was). kUnavailable as Get.
+  virtual absl::StatusOr<bool> Create(const CommandRecord& record) = 0;
+  // Every record still queued or running, oldest first (by started_at, then by id as a number:
+  // ids are decimal). kUnavailable, kDataLoss as Get.
   virtual absl::StatusOr<std::vector<CommandRecord>> ListUnfinished() = 0;
 };
 

@@ -188,11 +188,25 @@ CommandResult CommandRunner::Migrate(const v1::MigrateCommand& cmd, const v1::Cl
   auto records = tenants_->List();
   if (!records.ok()) return Failed(records.status());
 
+  // A migrate never goes down: that is a rollback's (which runs the down migrations).
+  for (const std::string& name : names) {
+    auto rec = records->find(name);
+    if (existing->count(name) != 0 && rec != records->end() && rec->second.version > to) {
+      return Failed(absl::StrCat("tenant ", name, " is at version ", rec->second.version,
+                                 ", above ", to, "; a migrate does not go down, use rollback; "
+                                 "nothing was migrated"));
+    }
+  }
+  // Below the latest, the tenants are held there: the reconcile that follows would otherwise
+  // migrate them on to the latest at once (policy auto). A migrate to the latest clears it.
+  const bool hold = to < latest;
+
   auto onboarding = MakeOnboarding(spec.onboarding(), io.line);
   Executor executor(admin_, tenants_, onboarding.get(), clock_, /*concurrency=*/1);
   executor.set_hooks({spec.hooks().begin(), spec.hooks().end()});
   const int total = static_cast<int>(names.size());
-  io.line(absl::StrCat("migrating ", total, " tenant(s) to version ", to));
+  io.line(absl::StrCat("migrating ", total, " tenant(s) to version ", to,
+                       hold ? " (held there, below the latest)" : ""));
   std::vector<TenantFailure> failures;
   bool changed = false;
   for (int i = 0; i < total; ++i) {
@@ -203,7 +217,7 @@ CommandResult CommandRunner::Migrate(const v1::MigrateCommand& cmd, const v1::Cl
     Action action;
     action.tenant = name;
     action.to_version = to;
-    action.held = false;  // a migrate clears a rollback's hold
+    action.held = hold;  // a migrate to the latest clears a rollback's hold
     if (existing->count(name) != 0 && rec != records->end() &&
         rec->second.state != v1::TENANT_STATE_CREATING) {
       action.kind = ActionKind::kMigrate;

@@ -40,6 +40,9 @@ struct CommandResult {
   v1::CommandState state = v1::COMMAND_STATE_FAILED;
   std::string error;             // one line, for FAILED
   bool changed_tenants = false;  // a reconcile should report the tenants afresh
+  // Not run: what it needs is not there yet (no desired state, PostgreSQL not ready). The
+  // dispatcher runs it again later; `state` and `error` are ignored.
+  bool again = false;
 };
 
 // Runs provisioning again and waits until PostgreSQL is ready again; kCancelled when `stop`

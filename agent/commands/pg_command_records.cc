@@ -54,6 +54,14 @@ absl::StatusOr<std::optional<CommandRecord>> PgCommandRecords::Get(const std::st
 }
 
 absl::Status PgCommandRecords::Put(const CommandRecord& record) {
+  return Write(record, /*replace=*/true).status();
+}
+
+absl::StatusOr<bool> PgCommandRecords::Create(const CommandRecord& record) {
+  return Write(record, /*replace=*/false);
+}
+
+absl::StatusOr<bool> PgCommandRecords::Write(const CommandRecord& record, bool replace) {
   std::string serialized;
   if (!record.command.SerializeToString(&serialized)) {
     return absl::InvalidArgumentError(absl::StrCat("command ", record.id, " cannot be serialized"));
@@ -62,23 +70,27 @@ absl::Status PgCommandRecords::Put(const CommandRecord& record) {
   // Bound as text: "" for a command not finished yet.
   const std::string finished =
       record.finished_at.has_value() ? common::PgTimestamp(*record.finished_at) : "";
-  return pool_.Run([&](pqxx::connection& c) -> absl::Status {
+  const char* on_conflict =
+      replace ? "ON CONFLICT (command_id) DO UPDATE SET kind = EXCLUDED.kind, "
+                "state = EXCLUDED.state, command = EXCLUDED.command, "
+                "attempt = EXCLUDED.attempt, detail = EXCLUDED.detail, "
+                "steps_done = EXCLUDED.steps_done, steps_total = EXCLUDED.steps_total, "
+                "error = EXCLUDED.error, started_at = EXCLUDED.started_at, "
+                "finished_at = EXCLUDED.finished_at "
+              : "ON CONFLICT (command_id) DO NOTHING ";
+  return pool_.Run([&](pqxx::connection& c) -> absl::StatusOr<bool> {
     pqxx::work tx(c);
-    tx.exec_params(
+    auto rows = tx.exec_params(absl::StrCat(
         "INSERT INTO agent_commands (command_id, kind, state, command, attempt, detail, "
         "steps_done, steps_total, error, started_at, finished_at) "
         "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::timestamptz, "
-        "NULLIF($11, '')::timestamptz) "
-        "ON CONFLICT (command_id) DO UPDATE SET kind = EXCLUDED.kind, state = EXCLUDED.state, "
-        "command = EXCLUDED.command, attempt = EXCLUDED.attempt, detail = EXCLUDED.detail, "
-        "steps_done = EXCLUDED.steps_done, steps_total = EXCLUDED.steps_total, "
-        "error = EXCLUDED.error, started_at = EXCLUDED.started_at, "
-        "finished_at = EXCLUDED.finished_at",
+        "NULLIF($11, '')::timestamptz) ",
+        on_conflict, "RETURNING command_id"),
         record.id, record.kind, v1::CommandState_Name(record.state), command, record.attempt,
         record.detail.dump(), record.steps_done, record.steps_total, record.error,
         common::PgTimestamp(record.started_at), finished);
     tx.commit();
-    return absl::OkStatus();
+    return !rows.empty();
   });
 }
 
@@ -88,7 +100,7 @@ absl::StatusOr<std::vector<CommandRecord>> PgCommandRecords::ListUnfinished() {
     std::vector<CommandRecord> out;
     for (const auto& r : tx.exec_params(
              absl::StrCat("SELECT ", Columns(), " FROM agent_commands WHERE state IN ($1, $2) ",
-                          "ORDER BY started_at, command_id"),
+                          "ORDER BY started_at, length(command_id), command_id"),
              v1::CommandState_Name(v1::COMMAND_STATE_QUEUED),
              v1::CommandState_Name(v1::COMMAND_STATE_RUNNING))) {
       auto record = FromRow(r);

@@ -17,9 +17,13 @@ class PgCommandRecords final : public CommandRecords {
 
   absl::StatusOr<std::optional<CommandRecord>> Get(const std::string& id) override;
   absl::Status Put(const CommandRecord& record) override;
+  absl::StatusOr<bool> Create(const CommandRecord& record) override;
   absl::StatusOr<std::vector<CommandRecord>> ListUnfinished() override;
 
  private:
+  // INSERT; on an existing record, replaces it (`replace`) or leaves it. True when written.
+  absl::StatusOr<bool> Write(const CommandRecord& record, bool replace);
+
   common::PgPool pool_;
 };
 

@@ -245,6 +245,7 @@ grpc::Status MothershipLink::RunStream(LinkSession* session, common::Backoff* ba
     }
   }
   session->Close();
+  if (options_.on_stream_closed) options_.on_stream_closed();
   stream_done.Notify();
   if (heartbeats.joinable()) heartbeats.join();
   grpc::Status status = stream->Finish();

@@ -47,6 +47,8 @@ struct LinkOptions {
       on_desired_state;
   // A command arrived (on the Run() thread); every delivery, duplicates included.
   std::function<void(const v1::Command& command)> on_command;
+  // A stream ended (on the Run() thread, with no lock held): what it carried last may be lost.
+  std::function<void()> on_stream_closed;
 };
 
 class MothershipLink {

@@ -40,7 +40,8 @@ struct Action {
   std::string tenant;
   int64_t from_version = 0;
   int64_t to_version = 0;
-  bool held = false;  // the hold the tenant's record keeps (a migrate command clears it)
+  bool held = false;  // the hold the tenant's record keeps (a migrate command to the latest
+                      // clears it; one to a lower version sets it)
   // The tenant's last action failed: hooks that may have been the failing step are tried again
   // (each still runs at most once).
   bool after_failure = false;

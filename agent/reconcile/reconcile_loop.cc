@@ -24,9 +24,10 @@ void ReconcileLoop::Desire(int64_t revision, v1::ClusterSpec spec, std::string c
   if (!newest_.has_value() || newest_->revision < revision) newest_ = desired_;
 }
 
-void ReconcileLoop::Schedule(Task task) {
+void ReconcileLoop::Schedule(Task task, absl::Duration delay) {
+  const absl::Time not_before = clock_->Now() + delay;
   absl::MutexLock lock(&mu_);
-  tasks_.push_back(std::move(task));
+  tasks_.push_back(Scheduled{not_before, std::move(task)});
 }
 
 void ReconcileLoop::ReconcileNow() {
@@ -39,7 +40,7 @@ absl::StatusOr<CommandEnvironment> ReconcileLoop::ForCommand(int64_t min_revisio
   {
     absl::MutexLock lock(&mu_);
     if (!newest_.has_value()) {
-      return absl::FailedPreconditionError("no desired state has reached this agent yet");
+      return absl::UnavailableError("no desired state has reached this agent yet");
     }
     if (newest_->revision < min_revision) {
       return absl::FailedPreconditionError(
@@ -67,10 +68,20 @@ int64_t ReconcileLoop::applied_revision() const {
 ReconcileLoop::Work ReconcileLoop::Next(absl::Time deadline, const absl::Notification* stop) {
   Work work;
   for (;;) {
+    const absl::Time now = clock_->Now();
+    const bool take_tasks = env_->Ready();  // looked at again at least every ready_poll
     {
       absl::MutexLock lock(&mu_);
-      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return desired_.has_value() || !tasks_.empty() || again_;
+      // Only tasks that are due (in the order they were scheduled).
+      auto due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (!take_tasks || !newest_.has_value()) return false;
+        for (const Scheduled& t : tasks_) {
+          if (t.not_before <= now) return true;
+        }
+        return false;
+      };
+      auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return desired_.has_value() || due() || again_;
       };
       // Woken by Desire(), Schedule() and ReconcileNow(); looks at the clock and `stop` at
       // least every ready_poll.
@@ -78,7 +89,17 @@ ReconcileLoop::Work ReconcileLoop::Next(absl::Time deadline, const absl::Notific
       if (has_work()) {
         work.desired = std::move(desired_);
         desired_.reset();
-        work.tasks.swap(tasks_);
+        if (due()) {
+          std::vector<Scheduled> later;
+          for (Scheduled& t : tasks_) {
+            if (t.not_before <= now) {
+              work.tasks.push_back(std::move(t.task));
+            } else {
+              later.push_back(std::move(t));
+            }
+          }
+          tasks_.swap(later);
+        }
         work.again = again_;
         again_ = false;
         return work;
@@ -116,6 +137,17 @@ void ReconcileLoop::Run(const absl::Notification* stop,
   absl::Time next_attempt = absl::InfiniteFuture();
   while (!stop->HasBeenNotified()) {
     Work work = Next(next_attempt, stop);
+    if (!work.tasks.empty() && !env_->Ready()) {
+      // PostgreSQL went away since Next looked: the tasks wait for it, first in line.
+      absl::MutexLock lock(&mu_);
+      std::vector<Scheduled> waiting;
+      for (Task& task : work.tasks) {
+        waiting.push_back(Scheduled{absl::InfinitePast(), std::move(task)});
+      }
+      for (Scheduled& t : tasks_) waiting.push_back(std::move(t));
+      tasks_.swap(waiting);
+      work.tasks.clear();
+    }
     if (stop->HasBeenNotified()) return;
     // Commands first: one resumed at start-up runs before a reconcile could act on a tenant
     // it left part-way.

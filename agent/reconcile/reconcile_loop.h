@@ -3,7 +3,8 @@
 // the outcome (the link acks or nacks it). A failed revision is retried with backoff; a newer
 // one replaces it at once. Every `resync` it reconciles the applied revision again, repairing
 // drift (a tenant database dropped by hand). Between reconciles it runs the tasks handed to
-// Schedule() (commands), each with the newest spec the loop knows (ForCommand); after one that
+// Schedule() (commands), each with the newest spec the loop knows (ForCommand): a task waits
+// until a desired state has arrived and PostgreSQL is ready; after one that
 // changed tenants it reconciles its revision again at once (ReconcileNow), so a fresh Ack
 // reports them. Run() owns the thread; Desire(), Schedule(), ReconcileNow() and
 // applied_revision() are safe from any thread.
@@ -74,13 +75,14 @@ class ReconcileLoop {
   // `command_id` names the apply command that stored it: the first reconcile of the revision
   // sends its lines as that command's.
   void Desire(int64_t revision, v1::ClusterSpec spec, std::string command_id = "");
-  // Runs `task` on the loop's thread between reconciles, once PostgreSQL was ready; in order.
-  void Schedule(Task task);
+  // Runs `task` on the loop's thread between reconciles, not before `delay` from now and only
+  // once a desired state has arrived and PostgreSQL is ready; those due in the order scheduled.
+  void Schedule(Task task, absl::Duration delay = absl::ZeroDuration());
   // Reconciles the current revision again as soon as the loop is free.
   void ReconcileNow();
   // For a task on the loop's thread: the newest spec (at least `min_revision`), an admin for
-  // it and the tenant records. kFailedPrecondition when no spec, or only an older one, has
-  // arrived; kUnavailable while PostgreSQL is not ready.
+  // it and the tenant records. kUnavailable while no spec has arrived yet or PostgreSQL is not
+  // ready (try again later); kFailedPrecondition when only an older spec has arrived.
   absl::StatusOr<CommandEnvironment> ForCommand(int64_t min_revision);
   // Runs until `stop` is notified. `on_applied_loaded` is called once the agent's own record
   // of its applied revision has been read (for Hello).
@@ -100,7 +102,8 @@ class ReconcileLoop {
     bool again = false;      // ReconcileNow()
     bool timed_out = false;  // `deadline` passed
   };
-  // Waits until there is something to do (or `deadline`, or stop); returns it.
+  // Waits until there is something to do (or `deadline`, or stop); returns it. Tasks are taken
+  // only when they are due, a desired state has arrived and PostgreSQL is ready.
   Work Next(absl::Time deadline, const absl::Notification* stop);
 
   ReconcileEnvironment* env_;
@@ -113,7 +116,11 @@ class ReconcileLoop {
   mutable absl::Mutex mu_;
   std::optional<Desired> desired_ ABSL_GUARDED_BY(mu_);   // newest, not yet taken
   std::optional<Desired> newest_ ABSL_GUARDED_BY(mu_);    // newest ever received, for commands
-  std::vector<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  struct Scheduled {
+    absl::Time not_before;
+    Task task;
+  };
+  std::vector<Scheduled> tasks_ ABSL_GUARDED_BY(mu_);
   bool again_ ABSL_GUARDED_BY(mu_) = false;
   int64_t applied_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -1,7 +1,8 @@
 // The agent's own records against a real PostgreSQL after its migrations: PgCommandRecords keeps
 // a command whole (so a restart can resume it), its state, attempt, detail and steps, lists
-// only the unfinished ones, and replaces a record in place; PgTenantRecords keeps a tenant's
-// hold; and the agent's migrations go down and up again cleanly.
+// only the unfinished ones (by start, then by id as a number), replaces a record in place,
+// and creates one only where there is none; PgTenantRecords keeps a tenant's hold; and the
+// agent's migrations go down and up again cleanly.
 #include "agent/commands/pg_command_records.h"
 
 #include <gtest/gtest.h>
@@ -109,6 +110,37 @@ TEST_F(CommandRecordsTest, OnlyQueuedAndRunningCommandsAreUnfinished) {
   EXPECT_EQ((*unfinished)[0].id, "a-queued");
   EXPECT_EQ((*unfinished)[1].id, "b-running");
   EXPECT_EQ((*unfinished)[1].command.rollback().tenant(), "acme");
+}
+
+TEST_F(CommandRecordsTest, CreateInsertsOnlyANewRecordAndLeavesAnExistingOne) {
+  PgCommandRecords records(url_);
+  CommandRecord record = Rollback("7");
+  auto created = records.Create(record);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(*created);
+
+  record.state = v1::COMMAND_STATE_SUCCEEDED;
+  record.finished_at = record.started_at + absl::Seconds(1);
+  ASSERT_TRUE(records.Put(record).ok());
+  CommandRecord again = Rollback("7");  // QUEUED, from a second delivery
+  created = records.Create(again);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_FALSE(*created);
+  auto got = records.Get("7");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->state, v1::COMMAND_STATE_SUCCEEDED);
+}
+
+TEST_F(CommandRecordsTest, UnfinishedCommandsStartedTogetherComeInTheOrderOfTheirIds) {
+  PgCommandRecords records(url_);
+  for (const std::string id : {"100", "10", "9", "99"}) {
+    ASSERT_TRUE(records.Put(Rollback(id)).ok()) << id;
+  }
+  auto unfinished = records.ListUnfinished();
+  ASSERT_TRUE(unfinished.ok()) << unfinished.status();
+  std::vector<std::string> ids;
+  for (const auto& r : *unfinished) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"9", "10", "99", "100"}));
 }
 
 TEST_F(CommandRecordsTest, TenantRecordsKeepTheHold) {

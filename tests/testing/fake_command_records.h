@@ -1,9 +1,12 @@
 // FakeCommandRecords: the agent's command records in memory, for unit tests. It keeps every
 // successful Put in order, so a test can check what was written when, and Put or Get can be
-// made to fail like a database that stopped answering. The real one is PgCommandRecords
+// made to fail like a database that stopped answering. Create inserts only a new record, as
+// agent_commands' INSERT … ON CONFLICT DO NOTHING. The real one is PgCommandRecords
 // (agent/commands/), covered by the integration tests. Thread-safe.
 #pragma once
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -32,6 +35,13 @@ class FakeCommandRecords final : public agent::CommandRecords {
     failure_ = std::move(status);
   }
 
+  // Called after every Get (outside the lock), with the id: a test does there what another
+  // thread would do between a Get and what follows it.
+  void set_after_get(std::function<void(const std::string& id)> fn) {
+    absl::MutexLock lock(&mu_);
+    after_get_ = std::move(fn);
+  }
+
   // --- What was written.
 
   std::optional<agent::CommandRecord> Find(const std::string& id) const {
@@ -58,11 +68,31 @@ class FakeCommandRecords final : public agent::CommandRecords {
   // --- agent::CommandRecords.
 
   absl::StatusOr<std::optional<agent::CommandRecord>> Get(const std::string& id) override {
+    absl::StatusOr<std::optional<agent::CommandRecord>> out;
+    std::function<void(const std::string&)> after;
+    {
+      absl::MutexLock lock(&mu_);
+      after = after_get_;
+      auto it = records_.find(id);
+      if (!failure_.ok()) {
+        out = failure_;
+      } else if (it == records_.end()) {
+        out = std::optional<agent::CommandRecord>();
+      } else {
+        out = std::optional<agent::CommandRecord>(it->second);
+      }
+    }
+    if (after) after(id);
+    return out;
+  }
+
+  absl::StatusOr<bool> Create(const agent::CommandRecord& record) override {
     absl::MutexLock lock(&mu_);
     if (!failure_.ok()) return failure_;
-    auto it = records_.find(id);
-    if (it == records_.end()) return std::optional<agent::CommandRecord>();
-    return std::optional<agent::CommandRecord>(it->second);
+    if (records_.count(record.id) != 0) return false;
+    records_[record.id] = record;
+    puts_.push_back(record);
+    return true;
   }
 
   absl::Status Put(const agent::CommandRecord& record) override {
@@ -80,6 +110,12 @@ class FakeCommandRecords final : public agent::CommandRecords {
     for (const auto& [id, record] : records_) {
       if (!agent::IsFinished(record.state)) out.push_back(record);
     }
+    // As agent_commands orders them: by start, then by id as a number.
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      if (a.started_at != b.started_at) return a.started_at < b.started_at;
+      if (a.id.size() != b.id.size()) return a.id.size() < b.id.size();
+      return a.id < b.id;
+    });
     return out;
   }
 
@@ -88,6 +124,7 @@ class FakeCommandRecords final : public agent::CommandRecords {
   std::map<std::string, agent::CommandRecord> records_ ABSL_GUARDED_BY(mu_);
   std::vector<agent::CommandRecord> puts_ ABSL_GUARDED_BY(mu_);
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> after_get_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tether::testing

@@ -3,7 +3,11 @@
 // record and never run again; a cancel before the start records CANCELLED without running, one
 // during a run signals its stop; a record left RUNNING by a restart is resumed as the next
 // attempt and finishes once; lines a broken stream lost are re-sent after what the mothership
-// stored, numbered; invalid commands are refused; apply commands get their reconcile's lines.
+// stored, numbered, in updates of at most 1000 lines, and after a closed stream before any new
+// line; an attempt numbers a bounded count of lines; an end that cannot be recorded is not sent
+// and is recorded again, never run again; a run not ready yet runs again later; two deliveries
+// at once create one record; commands run in the order they arrived; invalid commands are
+// refused; apply commands get their reconcile's lines.
 #include "agent/commands/command_dispatch.h"
 
 #include <gtest/gtest.h>
@@ -21,7 +25,17 @@ class CommandDispatchTest : public ::testing::Test {
  protected:
   std::unique_ptr<CommandDispatcher> Make(CommandDispatcherOptions options = {}) {
     CommandDispatcher::Callbacks callbacks;
-    callbacks.schedule = [this](CommandDispatcher::Task task) { tasks_.push_back(std::move(task)); };
+    callbacks.schedule = [this](CommandDispatcher::Task task) {
+      if (run_inline_) {
+        task(&shutdown_);
+      } else {
+        tasks_.push_back(std::move(task));
+      }
+    };
+    callbacks.schedule_after = [this](absl::Duration delay, CommandDispatcher::Task task) {
+      delays_.push_back(delay);
+      tasks_.push_back(std::move(task));
+    };
     callbacks.send = [this](const v1::CommandUpdate& update) {
       if (!link_up_) return false;
       sent_.push_back(update);
@@ -34,6 +48,14 @@ class CommandDispatchTest : public ::testing::Test {
     };
     callbacks.tenants_changed = [this] { ++changed_; };
     return std::make_unique<CommandDispatcher>(&clock_, std::move(callbacks), options);
+  }
+
+  // Runs the first queued task only (one that schedules itself again is not run again).
+  void RunOne() {
+    ASSERT_FALSE(tasks_.empty());
+    auto task = std::move(tasks_.front());
+    tasks_.erase(tasks_.begin());
+    task(&shutdown_);
   }
 
   void RunTasks() {
@@ -71,6 +93,8 @@ class CommandDispatchTest : public ::testing::Test {
   testing::FakeCommandRecords records_;
   absl::Notification shutdown_;
   std::vector<CommandDispatcher::Task> tasks_;
+  std::vector<absl::Duration> delays_;  // of the tasks scheduled with a delay
+  bool run_inline_ = false;             // schedule runs the task at once
   std::vector<v1::CommandUpdate> sent_;
   bool link_up_ = true;
   int runs_ = 0;
@@ -316,6 +340,264 @@ TEST_F(CommandDispatchTest, AnApplysLinesAreItsReconcilesInAFreshAttemptEachTime
   ASSERT_EQ(sent_.size(), 1u);
   EXPECT_GT(sent_[0].attempt(), attempt);
   EXPECT_EQ(sent_[0].first_line(), 1);
+}
+
+TEST_F(CommandDispatchTest, LinesAreResentInUpdatesTheMothershipAccepts) {
+  std::unique_ptr<CommandDispatcher> d = Make();
+  std::vector<v1::CommandUpdate> resent;
+  run_ = [&](const CommandRecord&, const CommandIo& io, CommandStops) {
+    link_up_ = false;
+    for (int i = 2; i <= 2500; ++i) io.line(absl::StrCat("line ", i));
+    link_up_ = true;
+    // The stream is back; the mothership stored nothing of attempt 1.
+    const size_t before = sent_.size();
+    d->OnCommand(Migrate("c-1", false, 1, 0));
+    resent.assign(sent_.begin() + static_cast<std::ptrdiff_t>(before), sent_.end());
+    io.line("line 2501");
+    return CommandResult{v1::COMMAND_STATE_SUCCEEDED, "", false};
+  };
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  d->OnCommand(Migrate("c-1"));
+  RunTasks();
+
+  ASSERT_EQ(resent.size(), 3u);
+  EXPECT_EQ(resent[0].first_line(), 1);
+  EXPECT_EQ(resent[1].first_line(), 1001);
+  EXPECT_EQ(resent[2].first_line(), 2001);
+  for (const auto& u : sent_) EXPECT_LE(u.progress_size(), 1000);
+  const auto lines = Lines("c-1");
+  ASSERT_EQ(lines.size(), 2501u);
+  EXPECT_EQ(lines.at({1, 2500}), "line 2500");
+  EXPECT_EQ(lines.at({1, 2501}), "line 2501");
+
+  // Asked again after the end: the lines in chunks, the last ones with the terminal state.
+  sent_.clear();
+  d->OnCommand(Migrate("c-1", false, 1, 500));
+  ASSERT_EQ(sent_.size(), 3u);
+  EXPECT_EQ(sent_[0].first_line(), 501);
+  EXPECT_EQ(sent_[0].progress_size(), 1000);
+  EXPECT_EQ(sent_[2].state(), v1::COMMAND_STATE_SUCCEEDED);
+  EXPECT_EQ(sent_[2].first_line(), 2501);
+  EXPECT_EQ(sent_[2].progress_size(), 1);
+}
+
+TEST_F(CommandDispatchTest, AnAttemptNumbersNoLinesPastTheLimitAndSaysSo) {
+  CommandDispatcherOptions options;
+  options.max_line_number = 5;
+  auto d = Make(options);
+  run_ = [](const CommandRecord&, const CommandIo& io, CommandStops) {
+    for (int i = 2; i <= 10; ++i) io.line(absl::StrCat("line ", i));
+    return CommandResult{v1::COMMAND_STATE_SUCCEEDED, "", false};
+  };
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  d->OnCommand(Migrate("c-1"));
+  RunTasks();
+  const auto lines = Lines("c-1");
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines.rbegin()->first, std::make_pair(int64_t{1}, int64_t{5}));
+  EXPECT_EQ(lines.at({1, 4}), "line 4");
+  EXPECT_EQ(lines.at({1, 5}), "further lines of attempt 1 are dropped: it reached 5 lines");
+  for (const auto& u : sent_) EXPECT_LE(u.first_line(), 5);
+  EXPECT_EQ(sent_.back().state(), v1::COMMAND_STATE_SUCCEEDED);
+}
+
+TEST_F(CommandDispatchTest, ARunItsEnvironmentIsNotReadyForRunsAgainLaterNeverFailed) {
+  int calls = 0;
+  run_ = [&](const CommandRecord&, const CommandIo&, CommandStops) {
+    CommandResult result{v1::COMMAND_STATE_SUCCEEDED, "", true};
+    if (++calls == 1) {
+      result = {v1::COMMAND_STATE_FAILED, "no desired state has reached this agent yet", false};
+      result.again = true;
+    }
+    return result;
+  };
+  auto d = Make();
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  d->OnCommand(Migrate("c-1"));
+  RunOne();
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_RUNNING);
+  for (const auto& u : sent_) EXPECT_EQ(u.state(), v1::COMMAND_STATE_RUNNING);
+  ASSERT_EQ(tasks_.size(), 1u);
+  EXPECT_EQ(delays_, (std::vector<absl::Duration>{absl::Seconds(1)}));
+  RunTasks();
+  EXPECT_EQ(runs_, 2);
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);
+  EXPECT_EQ(Lines("c-1").at({2, 1}), "running again (attempt 2)");
+  EXPECT_EQ(sent_.back().state(), v1::COMMAND_STATE_SUCCEEDED);
+}
+
+TEST_F(CommandDispatchTest, AnEndNotRecordedIsNotSentAndIsRecordedAgainNotRunAgain) {
+  run_ = [&](const CommandRecord&, const CommandIo& io, CommandStops) {
+    io.line("acme: rolled back to version 2");
+    records_.Fail(absl::UnavailableError("connection lost"));
+    return CommandResult{v1::COMMAND_STATE_SUCCEEDED, "", true};
+  };
+  auto d = Make();
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  d->OnCommand(Migrate("c-1"));
+  RunOne();
+  EXPECT_EQ(runs_, 1);
+  for (const auto& u : sent_) EXPECT_EQ(u.state(), v1::COMMAND_STATE_RUNNING);
+  EXPECT_EQ(changed_, 0);
+  ASSERT_EQ(tasks_.size(), 1u);
+  RunOne();  // still failing: later again, with a longer delay
+  ASSERT_EQ(tasks_.size(), 1u);
+  EXPECT_EQ(delays_, (std::vector<absl::Duration>{absl::Seconds(1), absl::Seconds(2)}));
+
+  records_.Fail(absl::OkStatus());
+  // Re-delivered: its end is recorded again at once (not after the 2 s), never run again.
+  d->OnCommand(Migrate("c-1", false, 1, 1));
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_RUNNING);
+  ASSERT_EQ(tasks_.size(), 2u);
+  EXPECT_EQ(delays_.size(), 2u);
+  RunOne();  // the retry the re-delivery replaced: does nothing
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_RUNNING);
+  RunOne();
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);
+  EXPECT_TRUE(tasks_.empty());
+  EXPECT_EQ(runs_, 1);
+  EXPECT_EQ(changed_, 1);
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);
+  EXPECT_EQ(sent_.back().state(), v1::COMMAND_STATE_SUCCEEDED);
+}
+
+TEST_F(CommandDispatchTest, AfterAStreamClosedNoLineIsSentBeforeTheResend) {
+  std::unique_ptr<CommandDispatcher> d = Make();
+  size_t sent_before_redelivery = 0;
+  run_ = [&](const CommandRecord&, const CommandIo& io, CommandStops) {
+    io.line("line 2");  // written, but lost with the breaking stream
+    d->StreamClosed();
+    io.line("line 3");  // a new stream is up: held back until the re-send
+    sent_before_redelivery = sent_.size();
+    d->OnCommand(Migrate("c-1", false, 1, 1));  // the mothership stored line 1
+    io.line("line 4");
+    return CommandResult{v1::COMMAND_STATE_SUCCEEDED, "", false};
+  };
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  d->OnCommand(Migrate("c-1"));
+  RunTasks();
+  ASSERT_EQ(sent_before_redelivery, 2u);  // lines 1 and 2 only
+  ASSERT_GT(sent_.size(), 2u);
+  EXPECT_EQ(sent_[2].first_line(), 2);  // the re-send starts after what was stored
+  const auto lines = Lines("c-1");
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines.at({1, 3}), "line 3");
+  EXPECT_EQ(lines.at({1, 4}), "line 4");
+}
+
+TEST_F(CommandDispatchTest, AnApplysLinesAfterAStreamClosedWaitForItsRedelivery) {
+  auto d = Make();
+  StepFn lines = d->ApplyLines("apply-7");
+  lines("line 1");
+  const int64_t attempt = sent_[0].attempt();
+  d->StreamClosed();
+  lines("line 2");
+  EXPECT_EQ(sent_.size(), 1u);  // held back
+
+  v1::Command apply;
+  apply.set_id("apply-7");
+  apply.mutable_apply()->set_revision(7);
+  apply.set_attempt(attempt);
+  apply.set_lines_stored(1);
+  d->OnCommand(apply);
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[1].first_line(), 2);
+  lines("line 3");  // unblocked
+  ASSERT_EQ(sent_.size(), 3u);
+  EXPECT_EQ(sent_[2].first_line(), 3);
+
+  // Closed again; the mothership has every line: nothing to re-send, and unblocked.
+  d->StreamClosed();
+  apply.set_lines_stored(3);
+  d->OnCommand(apply);
+  EXPECT_EQ(sent_.size(), 3u);
+  lines("line 4");
+  ASSERT_EQ(sent_.size(), 4u);
+  EXPECT_EQ(sent_[3].first_line(), 4);
+}
+
+TEST_F(CommandDispatchTest, TwoDeliveriesAtOnceNeverTurnAnEndedCommandBackToQueued) {
+  auto d = Make();
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  bool raced = false;
+  records_.set_after_get([&](const std::string& id) {
+    if (raced) return;
+    raced = true;
+    // Between this delivery's Get and what follows, another one ran it to its end.
+    CommandRecord done;
+    done.id = id;
+    done.kind = "migrate";
+    done.command = Migrate(id);
+    done.state = v1::COMMAND_STATE_SUCCEEDED;
+    done.attempt = 1;
+    done.finished_at = clock_.Now();
+    records_.Seed(done);
+  });
+  d->OnCommand(Migrate("c-1"));
+  EXPECT_TRUE(tasks_.empty());
+  RunTasks();
+  EXPECT_EQ(runs_, 0);
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);
+  EXPECT_TRUE(records_.puts().empty());
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].state(), v1::COMMAND_STATE_SUCCEEDED);
+}
+
+TEST_F(CommandDispatchTest, CommandsRunInTheOrderTheyArrivedNumericIdsInOrder) {
+  std::vector<std::string> order;
+  run_ = [&](const CommandRecord& record, const CommandIo&, CommandStops) {
+    order.push_back(record.id);
+    return CommandResult{v1::COMMAND_STATE_SUCCEEDED, "", false};
+  };
+  // Left queued by an earlier run, both started at the same time.
+  for (const std::string id : {"10", "9"}) {
+    CommandRecord left;
+    left.id = id;
+    left.kind = "migrate";
+    left.command = Migrate(id);
+    records_.Seed(left);
+  }
+  auto d = Make();
+  // Delivered before the records are ready.
+  d->OnCommand(Migrate("99"));
+  d->OnCommand(Migrate("100"));
+  d->OnCommand(Migrate("99"));
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  RunTasks();
+  EXPECT_EQ(order, (std::vector<std::string>{"9", "10", "99", "100"}));
+}
+
+TEST_F(CommandDispatchTest, AResumedRunFindsTheRecordsEvenWhenScheduledAtOnce) {
+  CommandRecord left;
+  left.id = "c-1";
+  left.kind = "migrate";
+  left.command = Migrate("c-1");
+  left.state = v1::COMMAND_STATE_RUNNING;
+  left.attempt = 1;
+  records_.Seed(left);
+  run_inline_ = true;  // a reconcile thread that runs the task before Schedule returns
+  auto d = Make();
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  EXPECT_EQ(runs_, 1);
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);
+}
+
+TEST_F(CommandDispatchTest, ADeliveryTheRecordsFailedIsHandledAgainAfterABackoff) {
+  auto d = Make();
+  ASSERT_TRUE(d->ResumeUnfinished(&records_).ok());
+  records_.Fail(absl::UnavailableError("connection lost"));
+  d->OnCommand(Migrate("c-1"));
+  d->OnCommand(Migrate("c-1"));  // one retry at a time
+  EXPECT_FALSE(records_.Find("c-1").has_value());
+  ASSERT_EQ(tasks_.size(), 1u);
+  RunOne();  // still failing
+  ASSERT_EQ(tasks_.size(), 1u);
+  EXPECT_EQ(delays_, (std::vector<absl::Duration>{absl::Seconds(1), absl::Seconds(2)}));
+
+  records_.Fail(absl::OkStatus());
+  RunTasks();
+  EXPECT_EQ(runs_, 1);
+  EXPECT_EQ(records_.Find("c-1")->state, v1::COMMAND_STATE_SUCCEEDED);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // CommandRunner over a fake PostgreSQL and fake tenant records: migrate (all tenants or one,
-// clearing a hold; refused before anything changes for an unknown tenant or version), cancel
+// clearing a hold, or setting it below the latest; refused before anything changes for an
+// unknown tenant or version, or a version below a tenant's), cancel
 // between tenants, rollback (refused whole when a version has no down file; resumed after a
 // crash only down to its stored target; the tenant held afterwards), drop_tenant (refused for
 // a tenant of the spec unless forced), hooks as steps, and reprovision through its callback.
@@ -129,6 +130,42 @@ TEST_F(CommandRunnerTest, MigrateBringsEveryTenantToTheLatestAndClearsAHold) {
   EXPECT_EQ(admin_.creates("initech"), 1);  // not there yet: onboarded
   ASSERT_FALSE(progress_.empty());
   EXPECT_EQ(progress_.back(), std::make_pair(3, 3));
+}
+
+TEST_F(CommandRunnerTest, MigrateBelowTheLatestHoldsTheTenantThereAndToTheLatestClearsIt) {
+  admin_.AddTenant("acme", {1});
+  tenants_.Seed("acme", v1::TENANT_STATE_PENDING, 1);
+
+  CommandResult result = Run(Migrate("acme", 2), Spec({"acme"}));
+  ASSERT_EQ(result.state, v1::COMMAND_STATE_SUCCEEDED) << result.error;
+  EXPECT_EQ(admin_.Applied("acme"), (std::set<int64_t>{1, 2}));
+  ASSERT_TRUE(tenants_.Get("acme").has_value());
+  EXPECT_EQ(tenants_.Get("acme")->version, 2);
+  EXPECT_TRUE(tenants_.Get("acme")->held);  // the next reconcile leaves it at 2
+
+  result = Run(Migrate("acme", 3), Spec({"acme"}));
+  ASSERT_EQ(result.state, v1::COMMAND_STATE_SUCCEEDED) << result.error;
+  EXPECT_EQ(tenants_.Get("acme")->version, 3);
+  EXPECT_FALSE(tenants_.Get("acme")->held);
+}
+
+TEST_F(CommandRunnerTest, MigrateBelowATenantsVersionIsRefusedPointingToRollback) {
+  admin_.AddTenant("acme", {1, 2, 3});
+  tenants_.Seed("acme", v1::TENANT_STATE_READY, 3);
+  admin_.AddTenant("globex", {1});
+  tenants_.Seed("globex", v1::TENANT_STATE_READY, 1);
+  const size_t seeded_puts = tenants_.puts().size();
+  const CommandResult result = Run(Migrate("", 2), Spec({"acme", "globex"}));
+  EXPECT_EQ(tenants_.puts().size(), seeded_puts);
+  EXPECT_EQ(result.state, v1::COMMAND_STATE_FAILED);
+  EXPECT_EQ(result.error,
+            "tenant acme is at version 3, above 2; a migrate does not go down, use rollback; "
+            "nothing was migrated");
+  EXPECT_FALSE(result.changed_tenants);
+  EXPECT_EQ(admin_.total_applied(), 0);
+  EXPECT_EQ(admin_.total_rolled_back(), 0);
+  EXPECT_EQ(tenants_.Get("acme")->version, 3);
+  EXPECT_EQ(tenants_.Get("globex")->version, 1);
 }
 
 TEST_F(CommandRunnerTest, MigrateOneTenantToAVersionLeavesTheOthers) {

@@ -1,7 +1,8 @@
 // The agent's ReconcileLoop over a fake environment (fake ClusterAdmin and records, a fake
 // clock): nothing is reconciled before PostgreSQL is ready; the newest revision wins over the
 // ones that arrived before it; a failed revision is retried after its backoff; an applied one
-// is reconciled again at the resync interval; the applied revision is persisted and reported.
+// is reconciled again at the resync interval; the applied revision is persisted and reported;
+// tasks wait for a desired state, for PostgreSQL and for their delay.
 #include "agent/reconcile/reconcile_loop.h"
 
 #include <gtest/gtest.h>
@@ -57,7 +58,12 @@ class FakeEnvironment final : public ReconcileEnvironment {
  public:
   bool Ready() override {
     absl::MutexLock lock(&mu_);
+    ++ready_calls_;
     return ready_;
+  }
+  int ready_calls() {
+    absl::MutexLock lock(&mu_);
+    return ready_calls_;
   }
   absl::StatusOr<std::unique_ptr<ClusterAdmin>> Admin(const v1::ClusterSpec&) override {
     return std::unique_ptr<ClusterAdmin>(std::make_unique<ForwardingAdmin>(&admin));
@@ -72,9 +78,9 @@ class FakeEnvironment final : public ReconcileEnvironment {
     saved_ = revision;
     return absl::OkStatus();
   }
-  void SetReady() {
+  void SetReady(bool ready = true) {
     absl::MutexLock lock(&mu_);
-    ready_ = true;
+    ready_ = ready;
   }
   int64_t saved() {
     absl::MutexLock lock(&mu_);
@@ -91,6 +97,7 @@ class FakeEnvironment final : public ReconcileEnvironment {
  private:
   absl::Mutex mu_;
   bool ready_ = false;
+  int ready_calls_ = 0;
   int64_t saved_ = 0;
 };
 
@@ -261,6 +268,57 @@ TEST_F(ReconcileLoopTest, TasksRunBetweenReconcilesAndAChangeIsReportedAgainAtOn
   EXPECT_EQ(Reports()[1].revision, 3);
   EXPECT_TRUE(env_.admin.Exists("acme"));  // the reconcile after it restored the spec
   EXPECT_EQ(apply_lines.size(), applied_lines);  // later reconciles are not the command's
+}
+
+TEST_F(ReconcileLoopTest, TasksWaitForADesiredStateAndForPostgres) {
+  env_.SetReady();
+  absl::Mutex seen_mu;
+  std::vector<absl::StatusCode> seen;  // ForCommand as each task found it
+  auto task = [&](const absl::Notification*) {
+    const absl::StatusCode code = loop_.ForCommand(0).status().code();
+    absl::MutexLock lock(&seen_mu);
+    seen.push_back(code);
+  };
+  auto seen_count = [&] {
+    absl::MutexLock lock(&seen_mu);
+    return seen.size();
+  };
+  // A command resumed at start-up, scheduled before any desired state arrived.
+  loop_.Schedule(task);
+  Start();
+  ASSERT_TRUE(PollUntil([&] {
+    absl::MutexLock lock(&mu_);
+    return loaded_.has_value();
+  }));
+  loop_.Desire(3, Spec({"acme"}));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 1; }));
+  ASSERT_EQ(seen_count(), 1u);
+
+  // PostgreSQL went away: a task waits until it is back.
+  env_.SetReady(false);
+  loop_.Schedule(task);
+  const int calls = env_.ready_calls();
+  ASSERT_TRUE(PollUntil([&] { return env_.ready_calls() >= calls + 3; }));  // it looked, twice
+  env_.SetReady();
+  ASSERT_TRUE(PollUntil([&] { return seen_count() == 2; }));
+  absl::MutexLock lock(&seen_mu);
+  EXPECT_EQ(seen, (std::vector<absl::StatusCode>{absl::StatusCode::kOk, absl::StatusCode::kOk}));
+}
+
+TEST_F(ReconcileLoopTest, ATaskScheduledWithADelayWaitsForIt) {
+  env_.SetReady();
+  Start();
+  loop_.Desire(3, Spec({"acme"}));
+  ASSERT_TRUE(PollUntil([&] { return ReportCount() == 1; }));
+  absl::Notification in_20s, in_10s;
+  loop_.Schedule([&](const absl::Notification*) { in_20s.Notify(); }, absl::Seconds(20));
+  loop_.Schedule([&](const absl::Notification*) { in_10s.Notify(); }, absl::Seconds(10));
+  clock_.Advance(absl::Seconds(10));
+  // Due first, though scheduled after one not due yet.
+  ASSERT_TRUE(in_10s.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_FALSE(in_20s.HasBeenNotified());
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(in_20s.WaitForNotificationWithTimeout(absl::Seconds(60)));
 }
 
 }  // namespace

@@ -74,7 +74,9 @@ ReconcileLoop::Work ReconcileLoop::Next(absl::Time deadline, const absl::Notific
       absl::MutexLock lock(&mu_);
       // Only tasks that are due (in the order they were scheduled).
       auto due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (!take_tasks || !newest_.has_value()) return false;
+        // A task that needs a desired state and finds none asks to be run again later
+        // (ForCommand says kUnavailable); one that needs none, a reprovision, runs now.
+        if (!take_tasks) return false;
         for (const Scheduled& t : tasks_) {
           if (t.not_before <= now) return true;
         }

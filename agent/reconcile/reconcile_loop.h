@@ -4,7 +4,8 @@
 // one replaces it at once. Every `resync` it reconciles the applied revision again, repairing
 // drift (a tenant database dropped by hand). Between reconciles it runs the tasks handed to
 // Schedule() (commands), each with the newest spec the loop knows (ForCommand): a task waits
-// until a desired state has arrived and PostgreSQL is ready; after one that
+// until PostgreSQL is ready (one that needs a spec before any arrived is told kUnavailable by
+// ForCommand, and its dispatcher runs it again later); after one that
 // changed tenants it reconciles its revision again at once (ReconcileNow), so a fresh Ack
 // reports them. Run() owns the thread; Desire(), Schedule(), ReconcileNow() and
 // applied_revision() are safe from any thread.
@@ -76,7 +77,7 @@ class ReconcileLoop {
   // sends its lines as that command's.
   void Desire(int64_t revision, v1::ClusterSpec spec, std::string command_id = "");
   // Runs `task` on the loop's thread between reconciles, not before `delay` from now and only
-  // once a desired state has arrived and PostgreSQL is ready; those due in the order scheduled.
+  // once PostgreSQL is ready; those due in the order scheduled.
   void Schedule(Task task, absl::Duration delay = absl::ZeroDuration());
   // Reconciles the current revision again as soon as the loop is free.
   void ReconcileNow();
@@ -103,7 +104,7 @@ class ReconcileLoop {
     bool timed_out = false;  // `deadline` passed
   };
   // Waits until there is something to do (or `deadline`, or stop); returns it. Tasks are taken
-  // only when they are due, a desired state has arrived and PostgreSQL is ready.
+  // only when they are due and PostgreSQL is ready.
   Work Next(absl::Time deadline, const absl::Notification* stop);
 
   ReconcileEnvironment* env_;

@@ -637,29 +637,22 @@ absl::StatusOr<std::vector<v1::Command>> CommandStore::Deliverable(const AgentId
   std::vector<std::pair<int64_t, std::string>> failed;  // id, cluster
   auto out = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Command>> {
     pqxx::work tx(c);
-    // A run an older incarnation started is gone with its container: fail it, command by
-    // command, each under its command's lock.
-    for (const auto& r : tx.exec_params(
-             "SELECT t.command_id, t.incarnation FROM command_targets t "
-             "JOIN commands c ON c.id = t.command_id "
-             "WHERE t.agent_id = $1::uuid AND t.finished_at IS NULL AND t.state = 'running' "
-             "AND t.incarnation < $2 AND c.kind <> 'apply' ORDER BY t.command_id",
-             agent.id, agent.incarnation)) {
-      const int64_t id = r[0].as<int64_t>();
-      auto command = LockCommand(tx, id);
-      if (!command) continue;
-      auto done = tx.exec_params(
-          "UPDATE command_targets SET state = 'failed', finished_at = now(), error = $3 "
-          "WHERE command_id = $1 AND agent_id = $2::uuid AND state = 'running' RETURNING 1",
-          id, agent.id,
-          absl::StrCat("the agent re-registered (incarnation ", agent.incarnation,
-                       ") while incarnation ", r[1].as<int64_t>(),
-                       " ran this command; its container was replaced, so the run is lost"));
-      if (!done.empty()) {
-        Settle(tx, id);
-        failed.emplace_back(id, command->cluster);
-      }
-    }
+    // A run an older incarnation started is gone with its container: fail it.
+    failed = EndParts(
+        tx, agent.id,
+        tx.exec_params(
+            "SELECT t.command_id, t.incarnation FROM command_targets t "
+            "JOIN commands c ON c.id = t.command_id "
+            "WHERE t.agent_id = $1::uuid AND t.finished_at IS NULL AND t.state = 'running' "
+            "AND t.incarnation < $2 AND c.kind <> 'apply' ORDER BY t.command_id",
+            agent.id, agent.incarnation),
+        [&](const pqxx::row& r) {
+          return std::make_pair(
+              std::string("failed"),
+              absl::StrCat("the agent re-registered (incarnation ", agent.incarnation,
+                           ") while incarnation ", r[1].as<int64_t>(),
+                           " ran this command; its container was replaced, so the run is lost"));
+        });
     std::vector<v1::Command> commands;
     for (const auto& r : tx.exec_params(
              "SELECT c.id, c.command::text, c.revision, c.cancel_requested, t.attempt, t.lines_stored "
@@ -774,62 +767,26 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
 
 absl::Status CommandStore::RecordReport(const AgentIdentity& agent, int64_t revision, bool ok,
                                         const std::string& error) {
-  std::vector<int64_t> settled;
+  std::vector<std::pair<int64_t, std::string>> settled;
   auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
-    for (const auto& r : tx.exec_params(
-             "SELECT t.command_id, c.revision FROM command_targets t "
-             "JOIN commands c ON c.id = t.command_id "
-             "WHERE t.agent_id = $1::uuid AND t.finished_at IS NULL AND c.kind = 'apply' "
-             "AND c.revision <= $2 ORDER BY t.command_id",
-             agent.id, revision)) {
-      const int64_t id = r[0].as<int64_t>();
-      const int64_t of = r[1].as<int64_t>();
-      if (!LockCommand(tx, id)) continue;
-      std::string state = "cancelled";
-      std::string why = absl::StrCat("superseded by revision ", revision,
-                                     " before this agent reconciled it");
-      if (of == revision) {
-        state = ok ? "succeeded" : "failed";
-        why = ok ? "" : common::CutText(error, 1024);
-      }
-      tx.exec_params(
-          "UPDATE command_targets SET state = $3, error = $4, finished_at = now(), "
-          "started_at = coalesce(started_at, now()) "
-          "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL",
-          id, agent.id, state, why);
-      Settle(tx, id);
-      settled.push_back(id);
-    }
-    tx.commit();
-    return absl::OkStatus();
-  });
-  if (!st.ok()) return st;
-  if (!settled.empty()) {
-    events_->Notify();
-    for (int64_t id : settled) Published(id, agent.cluster, /*deliver=*/false);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::string& name) {
-  std::vector<std::pair<int64_t, std::string>> settled;  // id, cluster
-  auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
-    pqxx::work tx(c);
-    for (const auto& r : tx.exec_params(
-             "SELECT command_id FROM command_targets WHERE agent_id = $1::uuid "
-             "AND finished_at IS NULL ORDER BY command_id",
-             agent_id)) {
-      const int64_t id = r[0].as<int64_t>();
-      auto command = LockCommand(tx, id);
-      if (!command) continue;
-      tx.exec_params(
-          "UPDATE command_targets SET state = 'cancelled', finished_at = now(), error = $3 "
-          "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL",
-          id, agent_id, absl::StrCat("agent ", name, " was deleted"));
-      Settle(tx, id);
-      settled.emplace_back(id, command->cluster);
-    }
+    settled = EndParts(
+        tx, agent.id,
+        tx.exec_params(
+            "SELECT t.command_id, c.revision FROM command_targets t "
+            "JOIN commands c ON c.id = t.command_id "
+            "WHERE t.agent_id = $1::uuid AND t.finished_at IS NULL AND c.kind = 'apply' "
+            "AND c.revision <= $2 ORDER BY t.command_id",
+            agent.id, revision),
+        [&](const pqxx::row& r) {
+          if (r[1].as<int64_t>() != revision) {
+            return std::make_pair(std::string("cancelled"),
+                                  absl::StrCat("superseded by revision ", revision,
+                                               " before this agent reconciled it"));
+          }
+          return ok ? std::make_pair(std::string("succeeded"), std::string())
+                    : std::make_pair(std::string("failed"), common::CutText(error, 1024));
+        });
     tx.commit();
     return absl::OkStatus();
   });
@@ -837,6 +794,50 @@ absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::
   if (!settled.empty()) events_->Notify();
   for (const auto& [id, cluster] : settled) Published(id, cluster, /*deliver=*/false);
   return absl::OkStatus();
+}
+
+absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::string& name) {
+  std::vector<std::pair<int64_t, std::string>> settled;
+  auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work tx(c);
+    settled = EndParts(tx, agent_id,
+                       tx.exec_params("SELECT command_id FROM command_targets "
+                                      "WHERE agent_id = $1::uuid AND finished_at IS NULL "
+                                      "ORDER BY command_id",
+                                      agent_id),
+                       [&](const pqxx::row&) {
+                         return std::make_pair(std::string("cancelled"),
+                                               absl::StrCat("agent ", name, " was deleted"));
+                       });
+    tx.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  if (!settled.empty()) events_->Notify();
+  for (const auto& [id, cluster] : settled) Published(id, cluster, /*deliver=*/false);
+  return absl::OkStatus();
+}
+
+std::vector<std::pair<int64_t, std::string>> CommandStore::EndParts(
+    pqxx::transaction_base& tx, const std::string& agent_id, const pqxx::result& rows,
+    const std::function<std::pair<std::string, std::string>(const pqxx::row&)>& how) {
+  std::vector<std::pair<int64_t, std::string>> ended;
+  for (const auto& r : rows) {
+    const int64_t id = r[0].as<int64_t>();
+    auto command = LockCommand(tx, id);
+    if (!command) continue;
+    const auto [state, error] = how(r);
+    // Under the lock: a part that ended since `rows` were read is left as it ended.
+    auto done = tx.exec_params(
+        "UPDATE command_targets SET state = $3, error = $4, finished_at = now(), "
+        "started_at = coalesce(started_at, now()) "
+        "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL RETURNING 1",
+        id, agent_id, state, error);
+    if (done.empty()) continue;
+    Settle(tx, id);
+    ended.emplace_back(id, command->cluster);
+  }
+  return ended;
 }
 
 }  // namespace tether::controlplane

@@ -92,15 +92,7 @@ class CommandsTest : public ::testing::Test {
 
   // tenant → (state, version) on `agent`, from `get tenants`.
   std::map<std::string, std::pair<std::string, int64_t>> Tenants(const std::string& agent) {
-    std::map<std::string, std::pair<std::string, int64_t>> out;
-    auto j = fleet_.CtlJson({"get", "tenants", "--cluster", "shop"});
-    if (!j.contains("tenants")) return out;
-    for (const auto& t : j["tenants"]) {
-      if (t["agent"] != agent) continue;
-      out[t["status"]["name"]] = {t["status"]["state"],
-                                  std::stoll(t["status"].value("version", "0"))};
-    }
-    return out;
+    return fleet_.Tenants("shop", agent);
   }
 
   int64_t Query(const std::string& agent, const std::string& db, const std::string& sql) {

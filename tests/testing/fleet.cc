@@ -110,6 +110,19 @@ nlohmann::json Fleet::CtlJson(const std::vector<std::string>& args) {
   return nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
 }
 
+std::map<std::string, std::pair<std::string, int64_t>> Fleet::Tenants(const std::string& cluster,
+                                                                      const std::string& agent) {
+  std::map<std::string, std::pair<std::string, int64_t>> out;
+  auto j = CtlJson({"get", "tenants", "--cluster", cluster});
+  if (!j.contains("tenants")) return out;
+  for (const auto& t : j["tenants"]) {
+    if (t["agent"] != agent) continue;
+    out[t["status"]["name"]] = {t["status"]["state"],
+                                std::stoll(t["status"].value("version", "0"))};
+  }
+  return out;
+}
+
 std::string Fleet::AgentDatabaseUrl(const std::string& name, const std::string& db) {
   const std::string data = dir_.path() + "/" + name;
   common::RealProcessRunner runner;

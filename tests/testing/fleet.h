@@ -45,6 +45,10 @@ class Fleet {
   // `tetherctl -o json ARGS`, parsed; an empty object when it fails.
   nlohmann::json CtlJson(const std::vector<std::string>& args);
 
+  // Tenant name → (state, version) as agent `agent` of `cluster` reported them (`get tenants`).
+  std::map<std::string, std::pair<std::string, int64_t>> Tenants(const std::string& cluster,
+                                                                 const std::string& agent);
+
   // URL of database `db` on agent `name`'s own PostgreSQL.
   std::string AgentDatabaseUrl(const std::string& name, const std::string& db);
 

@@ -101,6 +101,14 @@ class CommandsTest : public ::testing::Test {
     return tx.exec1(sql)[0].as<int64_t>();
   }
 
+  // Holds the gate closed in database `db` of `agent` until the returned connection goes.
+  std::unique_ptr<pqxx::connection> CloseGate(const std::string& agent, const std::string& db) {
+    auto c = std::make_unique<pqxx::connection>(fleet_.AgentDatabaseUrl(agent, db));
+    pqxx::nontransaction tx(*c);
+    tx.exec("SELECT pg_advisory_lock(7007)");
+    return c;
+  }
+
   // The lines of tetherctl's plain output ("HH:MM:SS.mmm AGENT  TEXT"), without their times.
   static std::vector<std::string> Lines(const std::string& out) {
     std::vector<std::string> lines;
@@ -116,6 +124,10 @@ class CommandsTest : public ::testing::Test {
   std::string bootstrap_;
   int specs_ = 0;
 };
+
+// A migration statement that waits while the test holds the gate in the tenant's database
+// (a transaction-level advisory lock: taken and released by the migration's own transaction).
+constexpr const char* kPassGate = "SELECT pg_advisory_xact_lock(7007);";
 
 const std::map<std::string, std::string> kTwoMigrations = {
     {"0001_orders.up.sql", "CREATE TABLE orders (id int);"},
@@ -173,25 +185,28 @@ TEST_F(CommandsTest, AMigrationBrokenOnOneAgentFailsTheCommandAndTheOtherResultS
 
 TEST_F(CommandsTest, AnAgentKilledPartWayFinishesTheCommandOnceAfterItRestarts) {
   fleet_.StartAgent("web-1", bootstrap_);
-  // Every migration takes a moment and leaves a row behind: a migration applied twice would
-  // leave two.
+  // Every migration leaves a row behind (applied twice, it would leave two) and passes a gate
+  // the test holds closed in t1's database, so the kill lands while t1 is part-way through.
   std::map<std::string, std::string> migrations = {
       {"0001_log.up.sql", "CREATE TABLE applied (version int); INSERT INTO applied VALUES (1);"}};
   for (int v = 2; v <= 6; ++v) {
     migrations[absl::StrCat("000", v, "_step.up.sql")] =
-        absl::StrCat("SELECT pg_sleep(0.1); INSERT INTO applied VALUES (", v, ");");
+        absl::StrCat(kPassGate, " INSERT INTO applied VALUES (", v, ");");
   }
   std::vector<std::string> tenants;
   for (int i = 1; i <= 12; ++i) tenants.push_back(absl::StrCat("t", i));
   ApplyAndWait(WriteSpec(tenants, migrations), 1);
+  auto gate = CloseGate("web-1", "t1");
 
   const std::string id = Detached({"migrate", "shop"});
+  // The other tenants get through; t1 waits at its second migration.
   ASSERT_TRUE(PollUntil([&] {
     auto c = Command(id);
     return c.contains("targets") && c["targets"][0].value("stepsDone", 0) >= 2;
   })) << fleet_.Logs();
   fleet_.KillAgent("web-1");
   EXPECT_FALSE(Ended(id));
+  gate.reset();  // open: the killed run's transaction ends, rolled back, and the new one passes
   fleet_.StartAgent("web-1", bootstrap_);
   ASSERT_TRUE(PollUntil([&] { return Ended(id); })) << fleet_.Logs();
   EXPECT_EQ(Command(id)["state"], "COMMAND_STATE_SUCCEEDED") << Command(id).dump();
@@ -214,15 +229,16 @@ TEST_F(CommandsTest, AnAgentKilledPartWayFinishesTheCommandOnceAfterItRestarts) 
 TEST_F(CommandsTest, AFollowerSurvivesAKilledMothershipWithNothingLostOrDoubled) {
   fleet_.StartAgent("web-1", bootstrap_);
   std::map<std::string, std::string> migrations;
-  for (int v = 1; v <= 8; ++v) {
-    migrations[absl::StrCat("000", v, "_slow.up.sql")] = "SELECT pg_sleep(0.15);";
-  }
+  for (int v = 1; v <= 8; ++v) migrations[absl::StrCat("000", v, "_gated.up.sql")] = kPassGate;
   ApplyAndWait(WriteSpec({"acme", "globex", "initech"}, migrations), 1);
+  auto gate = CloseGate("web-1", "initech");  // initech's lines come while the mothership is down
   const std::string id = Detached({"migrate", "shop"});
   const std::string log = fleet_.dir() + "/follower.log";
   auto follower = fleet_.StartCtl({"logs", id, "--follow"}, log);
   ASSERT_TRUE(PollUntil([&] { return Lines(*common::ReadFile(log)).size() >= 3; }));
-  ASSERT_TRUE(fleet_.RestartMothershipAfterKill()) << fleet_.Logs();
+  fleet_.KillMothership();
+  gate.reset();
+  ASSERT_TRUE(fleet_.StartMothershipAgain()) << fleet_.Logs();
   EXPECT_EQ(follower->Wait(), 0) << follower->Log() << fleet_.Logs();
   ASSERT_TRUE(Ended(id));
 

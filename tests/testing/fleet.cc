@@ -45,9 +45,12 @@ bool Fleet::StartMothership(const std::string& listen) {
   return true;
 }
 
-bool Fleet::RestartMothershipAfterKill() {
+void Fleet::KillMothership() {
   mothership_->Signal(SIGKILL);
   mothership_->Wait();
+}
+
+bool Fleet::StartMothershipAgain() {
   auto m = StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
                                   {"--listen", server_, "--heartbeat-ttl", "3s"},
                                   dir_.path() + "/mothership-restarted.log");

@@ -24,9 +24,11 @@ class Fleet {
   // Starts the mothership on `listen` (127.0.0.1:0 for any port); false (and a test failure
   // with its log) when it does not come up.
   bool StartMothership(const std::string& listen = "127.0.0.1:0");
-  // SIGKILLs the mothership and starts it again on the same address and data dir (its
-  // PostgreSQL, left running by the kill, is reused); false when it does not come back.
-  bool RestartMothershipAfterKill();
+  // SIGKILLs the mothership and waits for it.
+  void KillMothership();
+  // Starts it again on the same address and data dir (its PostgreSQL, left running by a kill,
+  // is reused); false when it does not come back there.
+  bool StartMothershipAgain();
   // A bootstrap token of `cluster`.
   std::string CreateToken(const std::string& cluster);
   // Starts agent `name` with its data dir under the fleet's directory.

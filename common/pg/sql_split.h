@@ -1,6 +1,7 @@
 // Splits a SQL script into statements at top-level semicolons, so a non-transactional
 // migration (CREATE INDEX CONCURRENTLY, which refuses to run in a multi-statement string) can
-// be sent one statement at a time. Understands quotes, dollar quotes and both comment kinds.
+// be sent one statement at a time. The tokens come from LexSql (sql_lexer.h), so a semicolon in a
+// literal, a dollar-quoted body, a quoted identifier or a comment is not a boundary.
 #pragma once
 
 #include <string>

@@ -43,5 +43,10 @@ TEST(SqlSplitTest, PositionalParametersAreNotDollarQuotes) {
   EXPECT_THAT(SplitSqlStatements("SELECT $1; SELECT 2"), ElementsAre("SELECT $1", "SELECT 2"));
 }
 
+TEST(SqlSplitTest, BackslashEscapedQuotesStayInsideEStrings) {
+  EXPECT_THAT(SplitSqlStatements("INSERT INTO t VALUES (E'it\\'s; fine');SELECT 2"),
+              ElementsAre("INSERT INTO t VALUES (E'it\\'s; fine')", "SELECT 2"));
+}
+
 }  // namespace
 }  // namespace tether::common

@@ -1,10 +1,12 @@
 // LexSql: token kinds and boundaries as PostgreSQL and psql draw them, and that the tokens
-// always give back the input, whatever it is.
+// always give back the input, whatever it is. StripPsqlMetaCommands and RenameSchemaInSql on
+// pg_dump 15 output and on the corners of the lexer.
 #include "common/pg/sql_lexer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <ostream>
 #include <random>
 #include <string>
@@ -196,19 +198,33 @@ TEST(SqlLexerTest, UnterminatedTokensRunToTheEndOfTheInput) {
   }
 }
 
-// Thousands of strings drawn from the characters that open, close or escape something: the
-// tokens are never empty and always give back the input. The seed is fixed so a failure
-// reproduces; the failing input is printed.
-TEST(SqlLexerTest, TokensAlwaysConcatenateToTheInput) {
-  static constexpr char kAlphabet[] =
-      "''''\"\"\"$$$$---///***\\\\\\\n\n\r\t  eEuU&bBxXnN:;.,()01_9aZ\x80\xc3\xa9\0";
+// Fragments that open, close or escape something, and the names the rewrites look for.
+const absl::string_view kFragments[] = {
+    "'", "'", "\"", "\"", "$", "$$", "$a$", "-", "/", "*", "\\", "\n", "\n", "\r", "\t", " ",
+    "e", "E", "U&", "b", "x", "n", ":", "::", ";", ".", ",", "(", ")", "0", "1", "_", "a", "A",
+    "::regclass", "::regnamespace", "setval(", "pg_catalog.", "\x80", "\xc3\xa9",
+    absl::string_view("\0", 1)};
+
+// Thousands of pseudo-random inputs. The seed is fixed so that a failure reproduces; the
+// failing input is printed.
+std::vector<std::string> RandomInputs() {
   std::mt19937 rng(20240611);
-  std::uniform_int_distribution<size_t> length(0, 48);
-  // Up to the explicit \0; the array's own terminator is not drawn.
-  std::uniform_int_distribution<size_t> pick(0, sizeof(kAlphabet) - 2);
-  for (int round = 0; round < 5000; ++round) {
-    std::string sql;
-    for (size_t n = length(rng); n > 0; --n) sql += kAlphabet[pick(rng)];
+  std::uniform_int_distribution<size_t> length(0, 40);
+  std::uniform_int_distribution<size_t> pick(0, std::size(kFragments) - 1);
+  std::vector<std::string> inputs(5000);
+  for (std::string& sql : inputs) {
+    for (size_t n = length(rng); n > 0; --n) absl::StrAppend(&sql, kFragments[pick(rng)]);
+  }
+  return inputs;
+}
+
+std::vector<Tok> WithoutMetaCommands(std::vector<Tok> tokens) {
+  std::erase_if(tokens, [](const Tok& t) { return t.kind == Kind::kMetaCommand; });
+  return tokens;
+}
+
+TEST(SqlLexerTest, TokensAreNeverEmptyAndAlwaysConcatenateToTheInput) {
+  for (const std::string& sql : RandomInputs()) {
     std::string joined;
     bool all_non_empty = true;
     for (const SqlToken& t : LexSql(sql)) {
@@ -218,6 +234,411 @@ TEST(SqlLexerTest, TokensAlwaysConcatenateToTheInput) {
     ASSERT_TRUE(all_non_empty) << absl::CEscape(sql);
     ASSERT_EQ(joined, sql) << absl::CEscape(sql);
   }
+}
+
+TEST(SqlLexerTest, StrippingRemovesMetaCommandsAndKeepsEveryOtherToken) {
+  for (const std::string& sql : RandomInputs()) {
+    const std::string stripped = StripPsqlMetaCommands(sql);
+    ASSERT_EQ(LexSolid(stripped), WithoutMetaCommands(LexSolid(sql))) << absl::CEscape(sql);
+  }
+}
+
+// Words and quoted identifiers count as one kind: a renamed word comes back quoted.
+std::vector<std::string> NameBlindKinds(absl::string_view sql) {
+  std::vector<std::string> kinds;
+  for (const Tok& t : LexSolid(sql)) {
+    kinds.push_back(KindName(t.kind == Kind::kQuotedIdentifier ? Kind::kWord : t.kind));
+  }
+  return kinds;
+}
+
+TEST(SqlLexerTest, RenamingReplacesTokensInPlaceWithoutFusingNeighbours) {
+  int renamed = 0;
+  for (const std::string& sql : RandomInputs()) {
+    const std::string out = RenameSchemaInSql(sql, "a", "We \"ird\"");
+    renamed += out != sql;
+    ASSERT_EQ(NameBlindKinds(out), NameBlindKinds(sql)) << absl::CEscape(sql);
+  }
+  EXPECT_GT(renamed, 500);  // the inputs do exercise the renaming
+}
+
+TEST(StripPsqlMetaCommandsTest, RemovesWholeLinesAndNothingElse) {
+  EXPECT_EQ(StripPsqlMetaCommands("\\restrict K3y\n\nSELECT 1;\n  \\connect db\r\nSELECT 2;\n"
+                                  "\\unrestrict K3y"),
+            "\nSELECT 1;\nSELECT 2;\n");
+  EXPECT_EQ(StripPsqlMetaCommands("SELECT 1; \n\t\\x\n"), "SELECT 1; \n");
+}
+
+TEST(StripPsqlMetaCommandsTest, LeavesBackslashesInsideTokensAndAfterCode) {
+  const std::string sql =
+      "SELECT 'a\n\\b', E'\n\\c', $$\n\\d$$, \"\n\\e\" /*\n\\f */ -- \\g\n;\n"
+      "SELECT 1 \\gset\n";
+  EXPECT_EQ(StripPsqlMetaCommands(sql), sql);
+}
+
+// pg_dump 15.18 --inserts output for a schema with a table, a sequence, a view, a function
+// and a comment (the SET preamble shortened).
+constexpr absl::string_view kDump = R"sql(--
+-- PostgreSQL database dump
+--
+
+\restrict 9fKq2mZ0bTgH7xWcVd1sLpR4nYe6uJaQ
+
+-- Dumped from database version 15.18
+-- Dumped by pg_dump version 15.18
+
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+
+--
+-- Name: tether_snapshot; Type: SCHEMA; Schema: -; Owner: tether
+--
+
+CREATE SCHEMA tether_snapshot;
+
+
+ALTER SCHEMA tether_snapshot OWNER TO tether;
+
+--
+-- Name: touch(); Type: FUNCTION; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE FUNCTION tether_snapshot.touch() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  NEW.note := 'touched by tether_snapshot.touch';
+  PERFORM 1 FROM tether_snapshot.a;
+  RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION tether_snapshot.touch() OWNER TO tether;
+
+--
+-- Name: a; Type: TABLE; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE TABLE tether_snapshot.a (
+    id integer NOT NULL,
+    note text
+);
+
+
+ALTER TABLE tether_snapshot.a OWNER TO tether;
+
+--
+-- Name: TABLE a; Type: COMMENT; Schema: tether_snapshot; Owner: tether
+--
+
+COMMENT ON TABLE tether_snapshot.a IS 'see tether_snapshot.a';
+
+
+--
+-- Name: a_id_seq; Type: SEQUENCE; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE SEQUENCE tether_snapshot.a_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+ALTER TABLE tether_snapshot.a_id_seq OWNER TO tether;
+
+--
+-- Name: a_id_seq; Type: SEQUENCE OWNED BY; Schema: tether_snapshot; Owner: tether
+--
+
+ALTER SEQUENCE tether_snapshot.a_id_seq OWNED BY tether_snapshot.a.id;
+
+
+--
+-- Name: recent; Type: VIEW; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE VIEW tether_snapshot.recent AS
+ SELECT a.id,
+    a.note
+   FROM tether_snapshot.a
+  WHERE (a.id > 10);
+
+
+ALTER TABLE tether_snapshot.recent OWNER TO tether;
+
+--
+-- Name: a id; Type: DEFAULT; Schema: tether_snapshot; Owner: tether
+--
+
+ALTER TABLE ONLY tether_snapshot.a ALTER COLUMN id SET DEFAULT nextval('tether_snapshot.a_id_seq'::regclass);
+
+
+--
+-- Data for Name: a; Type: TABLE DATA; Schema: tether_snapshot; Owner: tether
+--
+
+INSERT INTO tether_snapshot.a VALUES (1, 'copied from tether_snapshot.a');
+
+
+--
+-- Name: a_id_seq; Type: SEQUENCE SET; Schema: tether_snapshot; Owner: tether
+--
+
+SELECT pg_catalog.setval('tether_snapshot.a_id_seq', 1, true);
+
+
+--
+-- Name: a a_pkey; Type: CONSTRAINT; Schema: tether_snapshot; Owner: tether
+--
+
+ALTER TABLE ONLY tether_snapshot.a
+    ADD CONSTRAINT a_pkey PRIMARY KEY (id);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict 9fKq2mZ0bTgH7xWcVd1sLpR4nYe6uJaQ
+
+)sql";
+
+// kDump with its meta-command lines stripped and moved to schema acme: the names in
+// statements move, the header comments, the function body, the comment text and the data stay.
+constexpr absl::string_view kDumpForAcme = R"sql(--
+-- PostgreSQL database dump
+--
+
+
+-- Dumped from database version 15.18
+-- Dumped by pg_dump version 15.18
+
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+
+--
+-- Name: tether_snapshot; Type: SCHEMA; Schema: -; Owner: tether
+--
+
+CREATE SCHEMA "acme";
+
+
+ALTER SCHEMA "acme" OWNER TO tether;
+
+--
+-- Name: touch(); Type: FUNCTION; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE FUNCTION "acme".touch() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  NEW.note := 'touched by tether_snapshot.touch';
+  PERFORM 1 FROM tether_snapshot.a;
+  RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION "acme".touch() OWNER TO tether;
+
+--
+-- Name: a; Type: TABLE; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE TABLE "acme".a (
+    id integer NOT NULL,
+    note text
+);
+
+
+ALTER TABLE "acme".a OWNER TO tether;
+
+--
+-- Name: TABLE a; Type: COMMENT; Schema: tether_snapshot; Owner: tether
+--
+
+COMMENT ON TABLE "acme".a IS 'see tether_snapshot.a';
+
+
+--
+-- Name: a_id_seq; Type: SEQUENCE; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE SEQUENCE "acme".a_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+ALTER TABLE "acme".a_id_seq OWNER TO tether;
+
+--
+-- Name: a_id_seq; Type: SEQUENCE OWNED BY; Schema: tether_snapshot; Owner: tether
+--
+
+ALTER SEQUENCE "acme".a_id_seq OWNED BY "acme".a.id;
+
+
+--
+-- Name: recent; Type: VIEW; Schema: tether_snapshot; Owner: tether
+--
+
+CREATE VIEW "acme".recent AS
+ SELECT a.id,
+    a.note
+   FROM "acme".a
+  WHERE (a.id > 10);
+
+
+ALTER TABLE "acme".recent OWNER TO tether;
+
+--
+-- Name: a id; Type: DEFAULT; Schema: tether_snapshot; Owner: tether
+--
+
+ALTER TABLE ONLY "acme".a ALTER COLUMN id SET DEFAULT nextval('"acme".a_id_seq'::regclass);
+
+
+--
+-- Data for Name: a; Type: TABLE DATA; Schema: tether_snapshot; Owner: tether
+--
+
+INSERT INTO "acme".a VALUES (1, 'copied from tether_snapshot.a');
+
+
+--
+-- Name: a_id_seq; Type: SEQUENCE SET; Schema: tether_snapshot; Owner: tether
+--
+
+SELECT pg_catalog.setval('"acme".a_id_seq', 1, true);
+
+
+--
+-- Name: a a_pkey; Type: CONSTRAINT; Schema: tether_snapshot; Owner: tether
+--
+
+ALTER TABLE ONLY "acme".a
+    ADD CONSTRAINT a_pkey PRIMARY KEY (id);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+
+)sql";
+
+TEST(RenameSchemaInSqlTest, MovesAPgDumpToAnotherSchema) {
+  EXPECT_EQ(RenameSchemaInSql(StripPsqlMetaCommands(kDump), "tether_snapshot", "acme"),
+            kDumpForAcme);
+}
+
+TEST(RenameSchemaInSqlTest, MetaCommandLinesAreLeftForStripPsqlMetaCommands) {
+  EXPECT_EQ(RenameSchemaInSql("\\connect tether_snapshot\nSELECT 1;", "tether_snapshot", "n"),
+            "\\connect tether_snapshot\nSELECT 1;");
+}
+
+TEST(RenameSchemaInSqlTest, WordsFoldedAndQuotedIdentifiersExact) {
+  EXPECT_EQ(RenameSchemaInSql("SELECT * FROM TETHER_SNAPSHOT.a, Tether_Snapshot.b, "
+                              "\"tether_snapshot\".c, \"TETHER_SNAPSHOT\".d, \"tether_snapshot.e\"",
+                              "tether_snapshot", "n"),
+            "SELECT * FROM \"n\".a, \"n\".b, \"n\".c, \"TETHER_SNAPSHOT\".d, \"tether_snapshot.e\"");
+}
+
+TEST(RenameSchemaInSqlTest, AWordThatOnlyContainsTheNameIsKept) {
+  const std::string sql =
+      "CREATE TABLE tether_snapshot_x.a (tether_snapshot_id int, x_tether_snapshot int, "
+      "tether_snapshot$ int);";
+  EXPECT_EQ(RenameSchemaInSql(sql, "tether_snapshot", "n"), sql);
+}
+
+TEST(RenameSchemaInSqlTest, ANameThatNeedsQuotingIsQuoted) {
+  EXPECT_EQ(RenameSchemaInSql("CREATE TABLE tether_snapshot.a (id int DEFAULT "
+                              "nextval('tether_snapshot.a_id_seq'::regclass));",
+                              "tether_snapshot", "We \"ird\""),
+            "CREATE TABLE \"We \"\"ird\"\"\".a (id int DEFAULT "
+            "nextval('\"We \"\"ird\"\"\".a_id_seq'::regclass));");
+}
+
+TEST(RenameSchemaInSqlTest, AQuoteInTheNameIsDoubledInsideALiteral) {
+  EXPECT_EQ(RenameSchemaInSql("ALTER TABLE tether_snapshot.a ALTER COLUMN id SET DEFAULT "
+                              "nextval('tether_snapshot.a_id_seq'::regclass);",
+                              "tether_snapshot", "o'brien"),
+            "ALTER TABLE \"o'brien\".a ALTER COLUMN id SET DEFAULT "
+            "nextval('\"o''brien\".a_id_seq'::regclass);");
+}
+
+TEST(RenameSchemaInSqlTest, SetvalFirstArgumentOnly) {
+  EXPECT_EQ(RenameSchemaInSql("SELECT pg_catalog.setval('tether_snapshot.a_id_seq', 1, false);\n"
+                              "SELECT setval ( 'TETHER_SNAPSHOT.b_seq', 7);\n"
+                              "SELECT \"pg_catalog\" . \"setval\"('tether_snapshot.c_seq', 2);\n"
+                              "SELECT setval('tether_snapshot.d_seq'::regclass, 3);\n"
+                              "SELECT mine.setval('tether_snapshot.e_seq', 4);\n"
+                              "SELECT setval('tether_snapshot', 5, 'tether_snapshot.f');",
+                              "tether_snapshot", "n"),
+            "SELECT pg_catalog.setval('\"n\".a_id_seq', 1, false);\n"
+            "SELECT setval ( '\"n\".b_seq', 7);\n"
+            "SELECT \"pg_catalog\" . \"setval\"('\"n\".c_seq', 2);\n"
+            "SELECT setval('\"n\".d_seq'::regclass, 3);\n"
+            "SELECT mine.setval('tether_snapshot.e_seq', 4);\n"
+            "SELECT setval('tether_snapshot', 5, 'tether_snapshot.f');");
+}
+
+TEST(RenameSchemaInSqlTest, EveryRegTypeCastQualifiersOnly) {
+  EXPECT_EQ(RenameSchemaInSql(
+                "SELECT 'tether_snapshot.f'::regproc, "
+                "'tether_snapshot.f(integer, tether_snapshot.t)'::regprocedure, "
+                "'tether_snapshot.t[]'::regtype, 'tether_snapshot.+'::regoper, "
+                "'tether_snapshot.+(integer,integer)'::regoperator, "
+                "'tether_snapshot.english'::regconfig, 'tether_snapshot.d' :: regdictionary, "
+                "'\"tether_snapshot\".\"A\"'::REGCLASS, 'db.tether_snapshot.a'::regclass",
+                "tether_snapshot", "n"),
+            "SELECT '\"n\".f'::regproc, "
+            "'\"n\".f(integer, \"n\".t)'::regprocedure, "
+            "'\"n\".t[]'::regtype, '\"n\".+'::regoper, "
+            "'\"n\".+(integer,integer)'::regoperator, "
+            "'\"n\".english'::regconfig, '\"n\".d' :: regdictionary, "
+            "'\"n\".\"A\"'::REGCLASS, 'db.\"n\".a'::regclass");
+}
+
+TEST(RenameSchemaInSqlTest, TheLastPartOfANameIsNotASchema) {
+  const std::string sql =
+      "SELECT 'tether_snapshot'::regclass, 'public.tether_snapshot'::regclass, "
+      "'\"tether_snapshot.a\"'::regclass, 'tether_snapshot.a'::text, "
+      "'tether_snapshot.a'::regclass_like";
+  EXPECT_EQ(RenameSchemaInSql(sql, "tether_snapshot", "n"), sql);
+}
+
+TEST(RenameSchemaInSqlTest, RegnamespaceIsTheSchemaAlone) {
+  EXPECT_EQ(RenameSchemaInSql("SELECT 'tether_snapshot'::regnamespace, "
+                              "' Tether_Snapshot '::regnamespace, 'x.tether_snapshot'::regnamespace",
+                              "tether_snapshot", "n"),
+            "SELECT '\"n\"'::regnamespace, ' \"n\" '::regnamespace, "
+            "'x.tether_snapshot'::regnamespace");
+}
+
+TEST(RenameSchemaInSqlTest, OtherLiteralsBodiesAndCommentsAreKept) {
+  const std::string sql =
+      "COMMENT ON SCHEMA x IS 'tether_snapshot';\n"
+      "INSERT INTO t VALUES ('tether_snapshot.a', E'tether_snapshot.a', $q$tether_snapshot.a$q$);\n"
+      "SELECT E'tether_snapshot.a'::regclass, U&\"tether_snapshot\".a; "
+      "/* tether_snapshot.a */ -- tether_snapshot.a\n"
+      "SELECT 'tether_snapshot.a";  // left open: kept as it is
+  EXPECT_EQ(RenameSchemaInSql(sql, "tether_snapshot", "n"), sql);
+}
+
+TEST(RenameSchemaInSqlTest, ANewQuotedIdentifierDoesNotFuseWithAQuoteBesideIt) {
+  EXPECT_EQ(RenameSchemaInSql("SELECT \"x\"tether_snapshot, tether_snapshot\"y\", U&tether_snapshot",
+                              "tether_snapshot", "n"),
+            "SELECT \"x\" \"n\", \"n\" \"y\", U& \"n\"");
 }
 
 }  // namespace

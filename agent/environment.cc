@@ -5,6 +5,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "agent/onboarding/snapshot_onboarding.h"
+#include "agent/onboarding/template_onboarding.h"
 #include "agent/tenants/pg_cluster_admin.h"
 #include "common/pg/errors.h"
 #include "common/pg/pool.h"
@@ -14,6 +16,31 @@ namespace tether::agent {
 
 absl::StatusOr<std::unique_ptr<ClusterAdmin>> AgentEnvironment::Admin(const v1::ClusterSpec& spec) {
   if (!provisioning_->ready()) return absl::UnavailableError("PostgreSQL is not ready");
+  return std::unique_ptr<ClusterAdmin>(std::make_unique<PgClusterAdmin>(AdminOptions(spec), clock_));
+}
+
+std::unique_ptr<Onboarding> AgentEnvironment::NewOnboarding(const v1::ClusterSpec& spec,
+                                                            ClusterAdmin* admin) {
+  const PgClusterAdminOptions options = AdminOptions(spec);
+  if (spec.onboarding() == v1::ONBOARDING_TEMPLATE && spec.tenancy() == v1::TENANCY_DATABASE) {
+    TemplateOptions template_options;
+    template_options.warm_pool = spec.warm_pool();
+    return std::make_unique<TemplateOnboarding>(
+        admin, PgDatabases(options.url_for(options.admin_database)), template_options, clock_);
+  }
+  if (spec.onboarding() == v1::ONBOARDING_SNAPSHOT) {
+    SnapshotOptions snapshot;
+    snapshot.tenancy = spec.tenancy();
+    snapshot.tenant_database_url = [options](const std::string& db) {
+      return options.url_for(options.tenancy == v1::TENANCY_SCHEMA ? options.schema_database : db);
+    };
+    snapshot.agent_database_url = provisioning_->database_url();
+    return std::make_unique<SnapshotOnboarding>(admin, snapshot, &runner_, clock_);
+  }
+  return std::make_unique<ReplayOnboarding>(admin);
+}
+
+PgClusterAdminOptions AgentEnvironment::AdminOptions(const v1::ClusterSpec& spec) const {
   PgClusterAdminOptions options;
   options.tenancy = spec.tenancy();
   if (kind_ == ProvisionerKind::kExternal) {
@@ -33,7 +60,7 @@ absl::StatusOr<std::unique_ptr<ClusterAdmin>> AgentEnvironment::Admin(const v1::
     options.admin_database = "postgres";
     options.schema_database = common::SchemaTenancyDatabase(spec);
   }
-  return std::unique_ptr<ClusterAdmin>(std::make_unique<PgClusterAdmin>(options, clock_));
+  return options;
 }
 
 absl::StatusOr<TenantRecords*> AgentEnvironment::Records() {

@@ -201,8 +201,9 @@ CommandResult CommandRunner::Migrate(const v1::MigrateCommand& cmd, const v1::Cl
   // migrate them on to the latest at once (policy auto). A migrate to the latest clears it.
   const bool hold = to < latest;
 
-  auto onboarding = MakeOnboarding(spec.onboarding(), io.line);
-  Executor executor(admin_, tenants_, onboarding.get(), clock_, /*concurrency=*/1);
+  // A tenant a migrate finds missing is created by replay, to the version it names.
+  ReplayOnboarding onboarding(admin_);
+  Executor executor(admin_, tenants_, &onboarding, clock_, /*concurrency=*/1);
   executor.set_hooks({spec.hooks().begin(), spec.hooks().end()});
   const int total = static_cast<int>(names.size());
   io.line(absl::StrCat("migrating ", total, " tenant(s) to version ", to,

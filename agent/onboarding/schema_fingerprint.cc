@@ -16,6 +16,8 @@ namespace tether::agent {
 namespace {
 
 // Each query takes the schema's OID as $1 and yields one text column, in logical order.
+// tether_hook_runs (which hooks ran, agent/tenants/pg_cluster_admin.cc) is the agent's, not the
+// schema's: a tenant whose hook ran equals one whose did not.
 constexpr const char* kQueries[] = {
     // Extensions installed into the schema.
     "SELECT 'extension ' || e.extname || ' ' || e.extversion FROM pg_extension e "
@@ -25,7 +27,7 @@ constexpr const char* kQueries[] = {
     "|| coalesce(' acl ' || c.relacl::text, '') "
     "|| coalesce(' comment ' || quote_literal(obj_description(c.oid, 'pg_class')), '') "
     "FROM pg_class c WHERE c.relnamespace = $1 AND c.relkind IN ('r','p','v','m','S','f') "
-    "ORDER BY c.relname",
+    "AND c.relname <> 'tether_hook_runs' ORDER BY c.relname",
     // Columns, numbered among the live ones: a dropped column leaves no gap.
     "SELECT 'column ' || c.relname || '.' || a.attname || ' ' "
     "|| row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) || ' ' "
@@ -43,12 +45,13 @@ constexpr const char* kQueries[] = {
     "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
     "LEFT JOIN pg_collation coll ON coll.oid = a.attcollation "
     "WHERE c.relnamespace = $1 AND c.relkind IN ('r','p','v','m','f') AND a.attnum > 0 "
-    "AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
+    "AND NOT a.attisdropped AND c.relname <> 'tether_hook_runs' ORDER BY c.relname, a.attnum",
     // Constraints of tables, as PostgreSQL prints them.
     "SELECT 'constraint ' || c.relname || '.' || k.conname || ' ' "
     "|| pg_get_constraintdef(k.oid, true) "
     "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
-    "WHERE k.connamespace = $1 ORDER BY c.relname, k.conname",
+    "WHERE k.connamespace = $1 AND c.relname <> 'tether_hook_runs' "
+    "ORDER BY c.relname, k.conname",
     // Indexes from their parts (pg_get_indexdef always qualifies the table with its schema).
     "SELECT 'index ' || i.relname || ' on ' || t.relname || ' ' || am.amname "
     "|| CASE WHEN x.indisunique THEN ' unique' ELSE '' END "
@@ -58,7 +61,7 @@ constexpr const char* kQueries[] = {
     "|| coalesce(' where ' || pg_get_expr(x.indpred, x.indrelid, true), '') "
     "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
     "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_am am ON am.oid = i.relam "
-    "WHERE i.relnamespace = $1 ORDER BY i.relname",
+    "WHERE i.relnamespace = $1 AND t.relname <> 'tether_hook_runs' ORDER BY i.relname",
     // Sequences: their parameters and the column that owns them, never their position.
     "SELECT 'sequence ' || c.relname || ' ' || format_type(s.seqtypid, NULL) "
     "|| ' start ' || s.seqstart || ' increment ' || s.seqincrement || ' min ' || s.seqmin "

@@ -7,7 +7,8 @@
 // printed unqualified). It covers tables, views and sequences with their columns (type,
 // default, nullability, identity, generation, collation), constraints, indexes, sequence
 // parameters and owners, functions with their bodies, triggers, enum labels, extensions,
-// comments, privileges, and the migrations recorded as applied with their checksums.
+// comments, privileges, and the migrations recorded as applied with their checksums; not the
+// agent's own record of the hooks that ran (tether_hook_runs).
 // Thread-safe (no state).
 #pragma once
 

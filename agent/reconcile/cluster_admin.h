@@ -1,5 +1,5 @@
 // ClusterAdmin: the small set of things the reconciler does to the agent's PostgreSQL, per
-// tenant — list, create, clone, migrate, roll back, run hooks, drop, ping — so the executor can be tested over a fake
+// tenant — list, create, migrate, roll back, run hooks, fingerprint, drop, ping — so the executor can be tested over a fake
 // (tests/testing/fake_cluster_admin.h) and runs against PostgreSQL through PgClusterAdmin
 // (agent/tenants/). Every operation is idempotent: repeating one after a crash is safe.
 // Implementations are thread-safe: the executor calls them for several tenants at once.
@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/onboarding/schema_fingerprint.h"
 #include "common/pg/migrator.h"
 
 namespace tether::agent {
@@ -24,14 +25,12 @@ class ClusterAdmin {
  public:
   virtual ~ClusterAdmin() = default;
 
-  // The tenants (databases, or schemas) that exist, PostgreSQL's own left out.
+  // The tenants (databases, or schemas) that exist; PostgreSQL's own and tether's (tether_*:
+  // the agent's database, templates, pools, references) left out.
   // kUnavailable when PostgreSQL does not answer.
   virtual absl::StatusOr<std::set<std::string>> ListTenants() = 0;
   // Creates the tenant's database or schema; OK when it exists already.
   virtual absl::Status CreateTenant(const std::string& tenant) = 0;
-  // Creates the tenant as a copy of `source` (template onboarding). kUnimplemented where the
-  // tenancy cannot clone.
-  virtual absl::Status CloneTenant(const std::string& tenant, const std::string& source) = 0;
   // Applies `migrations` to the tenant up to `to` (all when unset) through the migrator, under
   // its lock; returns how many ran. The migrator's codes (kFailedPrecondition for a dirty or
   // drifted tenant, the failing migration's error).
@@ -54,6 +53,9 @@ class ClusterAdmin {
   // What is applied to the tenant.
   virtual absl::StatusOr<common::MigrationReport> MigrationStatus(
       const std::string& tenant, const std::vector<common::Migration>& migrations) = 0;
+  // The logical fingerprint of the tenant's schema (agent/onboarding/schema_fingerprint.h).
+  // kNotFound when the tenant does not exist.
+  virtual absl::StatusOr<SchemaFingerprint> Fingerprint(const std::string& tenant) = 0;
   // Drops the tenant's database or schema and everything in it; OK when it is gone already.
   virtual absl::Status DropTenant(const std::string& tenant) = 0;
   // The server's major version (15); kUnavailable unless PostgreSQL answers.

@@ -28,8 +28,13 @@ Executor::Executor(ClusterAdmin* admin, TenantRecords* records, Onboarding* onbo
       concurrency_(std::max(1, concurrency)) {}
 
 absl::Status Executor::Record(const std::string& tenant, v1::TenantState state, int64_t version,
-                              bool held, const std::string& error) {
+                              bool held, const std::string& error, const Onboarded* onboarded) {
   TenantRecord record;
+  if (onboarded != nullptr) {
+    record.onboarding = onboarded->method;
+    record.fingerprint = onboarded->fingerprint;
+    record.replay_fingerprint = onboarded->replay_fingerprint;
+  }
   record.held = held;
   record.name = tenant;
   record.state = state;
@@ -79,10 +84,10 @@ absl::Status Executor::RunAction(const Action& action,
   auto settled = [&](int64_t version) {
     return version >= target_version ? v1::TENANT_STATE_READY : v1::TENANT_STATE_PENDING;
   };
-  auto fail = [&](const absl::Status& st) {
+  auto fail = [&](const absl::Status& st, const Onboarded* onboarded = nullptr) {
     const int64_t version = AppliedVersion(tenant, migrations, action.from_version);
     (void)Record(tenant, v1::TENANT_STATE_FAILED, version, action.held,
-                 std::string(st.message()));
+                 std::string(st.message()), onboarded);
     tenant_step(absl::StrCat("failed after ", Took(clock_->Now() - start), ": ", st.message()));
     return st;
   };
@@ -95,17 +100,26 @@ absl::Status Executor::RunAction(const Action& action,
       tenant_step(absl::StrCat("onboarding (", onboarding_->name(), ") to version ",
                                action.to_version));
       OnboardRequest request{tenant, action.to_version, &migrations};
-      if (auto st = onboarding_->Onboard(request, admin_, tenant_step); !st.ok()) return fail(st);
+      auto onboarded = onboarding_->Onboard(request, tenant_step);
+      if (!onboarded.ok()) return fail(onboarded.status());
       if (auto st = RunHook(tenant, "after_tenant_created", "created", tenant_step); !st.ok()) {
-        return fail(st);
+        return fail(st, &*onboarded);  // failed, but onboarded: the record keeps how
       }
       // Brought to `to_version`, it is there; created without migrating (policy manual), it may
       // be one that existed already: ask what it has.
       const int64_t version = action.to_version > 0
                                   ? action.to_version
                                   : AppliedVersion(tenant, migrations, action.from_version);
-      if (auto st = Record(tenant, settled(version), version, action.held); !st.ok()) return st;
-      tenant_step(absl::StrCat("created at version ", version, " in ", Took(clock_->Now() - start)));
+      if (auto st = Record(tenant, settled(version), version, action.held, "", &*onboarded);
+          !st.ok()) {
+        return st;
+      }
+      tenant_step(absl::StrCat("created at version ", version, " in ",
+                               Took(clock_->Now() - start), " (", onboarded->method,
+                               "; fingerprint ", onboarded->fingerprint.substr(0, 12),
+                               onboarded->fingerprint == onboarded->replay_fingerprint
+                                   ? ", the replay's)"
+                                   : ")"));
       return absl::OkStatus();
     }
     case ActionKind::kMigrate: {

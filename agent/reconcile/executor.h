@@ -53,8 +53,10 @@ class Executor {
  private:
   absl::Status RunAction(const Action& action, const std::vector<common::Migration>& migrations,
                          int64_t target_version, const StepFn& step);
+  // `onboarded`: how the tenant was onboarded (null: the record keeps what it says).
   absl::Status Record(const std::string& tenant, v1::TenantState state, int64_t version,
-                      bool held, const std::string& error = "");
+                      bool held, const std::string& error = "",
+                      const Onboarded* onboarded = nullptr);
   // Runs the hook of `event` (if the spec has one) on `tenant` under `key`, as one step line.
   absl::Status RunHook(const std::string& tenant, const std::string& event, const std::string& key,
                        const StepFn& tenant_step);

@@ -185,10 +185,13 @@ void ReconcileLoop::Run(const absl::Notification* stop,
     report.revision = current->revision;
     auto admin = env_->Admin(current->spec);
     auto records = env_->Records();
+    std::unique_ptr<Onboarding> onboarding;
     if (!admin.ok() || !records.ok()) {
       report.status = !admin.ok() ? admin.status() : records.status();
     } else {
-      Reconciler reconciler(admin->get(), *records, clock_, options_.concurrency);
+      onboarding = env_->NewOnboarding(current->spec, admin->get());
+      Reconciler reconciler(admin->get(), *records, clock_, options_.concurrency,
+                            onboarding.get());
       // Only the first reconcile of an apply command's revision is that command's: later ones
       // (retries, resyncs) come after its Ack or Nack ended it.
       StepFn command_lines;
@@ -226,6 +229,11 @@ void ReconcileLoop::Run(const absl::Notification* stop,
                    absl::FormatDuration(delay), report.status.message());
     }
     report_(report);
+    // Off the onboarding path, once the revision is reported: refill a warm pool.
+    if (report.status.ok() && onboarding != nullptr) {
+      onboarding->Replenish(
+          [](const std::string& line) { spdlog::info("onboarding: {}", line); }, stop);
+    }
   }
 }
 

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "agent/onboarding/onboarding.h"
 #include "agent/reconcile/cluster_admin.h"
 #include "agent/reconcile/report.h"
 #include "agent/tenants/tenant_records.h"
@@ -40,6 +41,11 @@ class ReconcileEnvironment {
   virtual bool Ready() = 0;
   virtual absl::StatusOr<std::unique_ptr<ClusterAdmin>> Admin(const v1::ClusterSpec& spec) = 0;
   virtual absl::StatusOr<TenantRecords*> Records() = 0;
+  // The spec's onboarding strategy over `admin`, which outlives it. Replay unless overridden.
+  virtual std::unique_ptr<Onboarding> NewOnboarding(const v1::ClusterSpec& spec,
+                                                    ClusterAdmin* admin) {
+    return std::make_unique<ReplayOnboarding>(admin);
+  }
   virtual absl::StatusOr<int64_t> LoadAppliedRevision() = 0;
   virtual absl::Status SaveAppliedRevision(int64_t revision) = 0;
 };

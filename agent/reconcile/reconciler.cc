@@ -27,6 +27,9 @@ std::vector<v1::TenantStatus> TenantStatuses(const std::map<std::string, TenantR
     }
     s.set_error(record.error);
     s.set_held(record.held);
+    s.set_onboarding(record.onboarding);
+    s.set_fingerprint(record.fingerprint);
+    s.set_replay_fingerprint(record.replay_fingerprint);
     *s.mutable_updated_at() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
         absl::ToUnixMicros(record.updated_at));
     out.push_back(std::move(s));
@@ -35,8 +38,12 @@ std::vector<v1::TenantStatus> TenantStatuses(const std::map<std::string, TenantR
 }
 
 Reconciler::Reconciler(ClusterAdmin* admin, TenantRecords* records, common::Clock* clock,
-                       int concurrency)
-    : admin_(admin), records_(records), clock_(clock), concurrency_(concurrency) {}
+                       int concurrency, Onboarding* onboarding)
+    : admin_(admin),
+      records_(records),
+      clock_(clock),
+      concurrency_(concurrency),
+      onboarding_(onboarding) {}
 
 ReconcileReport Reconciler::Reconcile(int64_t revision, const v1::ClusterSpec& spec,
                                       const StepFn& step, const absl::Notification* stop) {
@@ -89,8 +96,10 @@ ReconcileReport Reconciler::Reconcile(int64_t revision, const v1::ClusterSpec& s
                                                         auto_migrate ? "held" : "policy manual",
                                                         "), "),
                     "target version ", target));
-  auto onboarding = MakeOnboarding(spec.onboarding(), step);
-  Executor executor(admin_, records_, onboarding.get(), clock_, concurrency_);
+  ReplayOnboarding replay(admin_);
+  Onboarding* onboarding = onboarding_ != nullptr ? onboarding_ : &replay;
+  if (auto st = onboarding->Prepare(*migrations, target, step); !st.ok()) return finish(st);
+  Executor executor(admin_, records_, onboarding, clock_, concurrency_);
   executor.set_hooks({spec.hooks().begin(), spec.hooks().end()});
   ExecutionResult result = executor.Run(plan, *migrations, target, step, stop);
 

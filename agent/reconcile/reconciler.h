@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/synchronization/notification.h"
+#include "agent/onboarding/onboarding.h"
 #include "agent/reconcile/cluster_admin.h"
 #include "agent/reconcile/report.h"
 #include "agent/tenants/tenant_records.h"
@@ -18,8 +19,9 @@ namespace tether::agent {
 
 class Reconciler {
  public:
+  // `onboarding`: the spec's strategy (agent/onboarding/); null onboards by replay.
   Reconciler(ClusterAdmin* admin, TenantRecords* records, common::Clock* clock,
-             int concurrency = 4);
+             int concurrency = 4, Onboarding* onboarding = nullptr);
 
   // Reconciles `spec` (revision `revision`); each step is reported through `step`. Stops
   // between tenants once `stop` (may be null) is notified, reporting kCancelled.
@@ -31,6 +33,7 @@ class Reconciler {
   TenantRecords* records_;
   common::Clock* clock_;
   int concurrency_;
+  Onboarding* onboarding_;
 };
 
 // Every recorded tenant as the agent reports it: state, version, and the versions of

@@ -82,8 +82,9 @@ absl::StatusOr<std::set<std::string>> PgClusterAdmin::ListTenants() {
     std::set<std::string> names;
     const char* sql = schemas
         ? "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
-          "AND nspname NOT IN ('information_schema', 'public')"
-        : "SELECT datname FROM pg_database WHERE NOT datistemplate";
+          "AND nspname NOT LIKE 'tether\\_%' AND nspname NOT IN ('information_schema', 'public')"
+        : "SELECT datname FROM pg_database WHERE NOT datistemplate "
+          "AND datname NOT LIKE 'tether\\_%'";
     for (const auto& r : tx.exec(sql)) names.insert(r[0].as<std::string>());
     return names;
   } catch (const std::exception& e) {
@@ -98,10 +99,6 @@ absl::Status PgClusterAdmin::CreateTenant(const std::string& tenant) {
     return Execute(SchemaDatabaseUrl(), "CREATE SCHEMA IF NOT EXISTS " + QuoteIdentifier(tenant));
   }
   return Execute(AdminUrl(), "CREATE DATABASE " + QuoteIdentifier(tenant), "42P04");
-}
-
-absl::Status PgClusterAdmin::CloneTenant(const std::string& tenant, const std::string& source) {
-  return absl::UnimplementedError("cloning tenants comes with template onboarding");
 }
 
 common::Migrator PgClusterAdmin::TenantMigrator(const std::string& tenant,
@@ -168,6 +165,12 @@ absl::StatusOr<common::MigrationReport> PgClusterAdmin::MigrationStatus(
     const std::string& tenant, const std::vector<common::Migration>& migrations) {
   if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
   return TenantMigrator(tenant, migrations, nullptr).Status();
+}
+
+absl::StatusOr<SchemaFingerprint> PgClusterAdmin::Fingerprint(const std::string& tenant) {
+  if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  if (options_.tenancy == v1::TENANCY_SCHEMA) return FingerprintSchema(SchemaDatabaseUrl(), tenant);
+  return FingerprintSchema(options_.url_for(tenant), "public");
 }
 
 absl::Status PgClusterAdmin::DropTenant(const std::string& tenant) {

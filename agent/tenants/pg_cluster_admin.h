@@ -35,7 +35,6 @@ class PgClusterAdmin final : public ClusterAdmin {
 
   absl::StatusOr<std::set<std::string>> ListTenants() override;
   absl::Status CreateTenant(const std::string& tenant) override;
-  absl::Status CloneTenant(const std::string& tenant, const std::string& source) override;
   absl::StatusOr<int> ApplyMigrations(const std::string& tenant,
                                       const std::vector<common::Migration>& migrations,
                                       std::optional<int64_t> to, const StepFn& step) override;
@@ -46,6 +45,7 @@ class PgClusterAdmin final : public ClusterAdmin {
                                const std::string& key, const std::string& sql) override;
   absl::StatusOr<common::MigrationReport> MigrationStatus(
       const std::string& tenant, const std::vector<common::Migration>& migrations) override;
+  absl::StatusOr<SchemaFingerprint> Fingerprint(const std::string& tenant) override;
   absl::Status DropTenant(const std::string& tenant) override;
   absl::StatusOr<int> Ping() override;
 

@@ -11,7 +11,8 @@ absl::StatusOr<std::map<std::string, TenantRecord>> PgTenantRecords::List() {
     std::map<std::string, TenantRecord> out;
     for (const auto& r : tx.exec(absl::StrCat("SELECT name, state, version, error, ",
                                               common::EpochMicrosSql("updated_at"),
-                                              ", held FROM tenants"))) {
+                                              ", held, onboarding, fingerprint, "
+                                              "replay_fingerprint FROM tenants"))) {
       TenantRecord record;
       record.name = r[0].as<std::string>();
       (void)v1::TenantState_Parse(r[1].as<std::string>(), &record.state);
@@ -19,6 +20,9 @@ absl::StatusOr<std::map<std::string, TenantRecord>> PgTenantRecords::List() {
       record.error = r[3].as<std::string>();
       record.updated_at = absl::FromUnixMicros(r[4].as<int64_t>());
       record.held = r[5].as<bool>();
+      record.onboarding = r[6].as<std::string>();
+      record.fingerprint = r[7].as<std::string>();
+      record.replay_fingerprint = r[8].as<std::string>();
       out[record.name] = std::move(record);
     }
     return out;
@@ -29,12 +33,19 @@ absl::Status PgTenantRecords::Put(const TenantRecord& record) {
   return pool_.Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
     tx.exec_params(
-        "INSERT INTO tenants (name, state, version, error, updated_at, held) "
-        "VALUES ($1, $2, $3, $4, $5::timestamptz, $6) "
+        "INSERT INTO tenants (name, state, version, error, updated_at, held, onboarding, "
+        "fingerprint, replay_fingerprint) "
+        "VALUES ($1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9) "
         "ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, version = EXCLUDED.version, "
-        "error = EXCLUDED.error, updated_at = EXCLUDED.updated_at, held = EXCLUDED.held",
+        "error = EXCLUDED.error, updated_at = EXCLUDED.updated_at, held = EXCLUDED.held, "
+        // Empty: keep what the record says (only onboarding writes them).
+        "onboarding = coalesce(nullif(EXCLUDED.onboarding, ''), tenants.onboarding), "
+        "fingerprint = coalesce(nullif(EXCLUDED.fingerprint, ''), tenants.fingerprint), "
+        "replay_fingerprint = coalesce(nullif(EXCLUDED.replay_fingerprint, ''), "
+        "tenants.replay_fingerprint)",
         record.name, v1::TenantState_Name(record.state), record.version, record.error,
-        common::PgTimestamp(record.updated_at), record.held);
+        common::PgTimestamp(record.updated_at), record.held, record.onboarding,
+        record.fingerprint, record.replay_fingerprint);
     tx.commit();
     return absl::OkStatus();
   });

@@ -22,6 +22,11 @@ struct TenantRecord {
   absl::Time updated_at;
   // Rolled back by a command: reconciles leave it at its version until a migrate command.
   bool held = false;
+  // How it was onboarded and the fingerprints that proved it (agent/onboarding/); empty in a
+  // Put means "keep what the record says", so later writes do not forget them.
+  std::string onboarding;
+  std::string fingerprint;
+  std::string replay_fingerprint;
 };
 
 class TenantRecords {

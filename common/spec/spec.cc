@@ -93,8 +93,15 @@ std::optional<SpecProblem> FindSpecProblem(const v1::ClusterSpec& spec) {
       spec.onboarding() != v1::ONBOARDING_TEMPLATE && spec.onboarding() != v1::ONBOARDING_SNAPSHOT) {
     return SpecProblem{"onboarding", "must be template, snapshot or migrations"};
   }
+  if (spec.onboarding() == v1::ONBOARDING_TEMPLATE && spec.tenancy() == v1::TENANCY_SCHEMA) {
+    return SpecProblem{"onboarding", "template clones databases; with tenancy schema use "
+                                     "snapshot or migrations"};
+  }
   if (spec.warm_pool() < 0 || spec.warm_pool() > kMaxWarmPool) {
     return SpecProblem{"warm_pool", absl::StrCat("must be between 0 and ", kMaxWarmPool)};
+  }
+  if (spec.warm_pool() > 0 && spec.onboarding() != v1::ONBOARDING_TEMPLATE) {
+    return SpecProblem{"warm_pool", "is for onboarding template only (databases cloned ahead)"};
   }
   if (spec.migrations().policy() != v1::MIGRATION_POLICY_AUTO &&
       spec.migrations().policy() != v1::MIGRATION_POLICY_MANUAL) {

@@ -17,7 +17,7 @@ namespace tether::common {
 
 inline constexpr int kMaxTenants = 10'000;
 inline constexpr int64_t kMaxSpecBytes = 16 << 20;  // the spec with all its files
-inline constexpr int kMaxWarmPool = 1'000;
+inline constexpr int kMaxWarmPool = 64;
 inline constexpr int kMaxSpecFiles = 10'000;
 inline constexpr size_t kMaxFileNameBytes = 255;
 

@@ -164,20 +164,48 @@ TEST_F(CommandRecordsTest, TenantRecordsKeepTheHold) {
   EXPECT_FALSE(listed->at("acme").held);
 }
 
+// How a tenant was onboarded is written once; later writes of its record (a migrate) keep it.
+TEST_F(CommandRecordsTest, ATenantsOnboardingIsKeptByLaterWrites) {
+  PgTenantRecords tenants(url_);
+  TenantRecord record;
+  record.name = "acme";
+  record.state = v1::TENANT_STATE_READY;
+  record.version = 3;
+  record.onboarding = "template";
+  record.fingerprint = std::string(64, 'a');
+  record.replay_fingerprint = std::string(64, 'a');
+  record.updated_at = absl::FromUnixSeconds(1'800'000'000);
+  ASSERT_TRUE(tenants.Put(record).ok());
+  TenantRecord later = record;
+  later.state = v1::TENANT_STATE_MIGRATING;
+  later.onboarding = later.fingerprint = later.replay_fingerprint = "";
+  ASSERT_TRUE(tenants.Put(later).ok());
+  auto listed = tenants.List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->at("acme").state, v1::TENANT_STATE_MIGRATING);
+  EXPECT_EQ(listed->at("acme").onboarding, "template");
+  EXPECT_EQ(listed->at("acme").fingerprint, std::string(64, 'a'));
+  EXPECT_EQ(listed->at("acme").replay_fingerprint, std::string(64, 'a'));
+}
+
 TEST_F(CommandRecordsTest, TheAgentsMigrationsGoDownAndUpAgain) {
-  auto down = Migrator().Down(1);
+  auto down = Migrator().Down(2);
   ASSERT_TRUE(down.ok()) << down.status();
-  EXPECT_EQ(*down, 1);
+  EXPECT_EQ(*down, 2);
   {
     pqxx::connection c(url_);
     pqxx::nontransaction tx(c);
     EXPECT_EQ(tx.exec1("SELECT count(*) FROM information_schema.columns "
-                       "WHERE table_name = 'tenants' AND column_name = 'held'")[0].as<int>(),
+                       "WHERE table_name = 'tenants' AND column_name IN ('held', 'onboarding')")[0]
+                  .as<int>(),
+              0);
+    EXPECT_EQ(tx.exec1("SELECT count(*) FROM pg_class WHERE relname = 'onboarding_snapshots'")[0]
+                  .as<int>(),
               0);
   }
   auto up = Migrator().Up();
   ASSERT_TRUE(up.ok()) << up.status();
-  EXPECT_EQ(*up, 1);
+  EXPECT_EQ(*up, 2);
 }
 
 }  // namespace

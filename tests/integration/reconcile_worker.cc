@@ -1,9 +1,11 @@
 // reconcile_worker ADMIN_URL OWN_URL SPEC.yaml: reconciles a spec once against a PostgreSQL
-// server the way the agent does (PgClusterAdmin, database tenancy, the agent's own tenant
+// server the way the agent does (PgClusterAdmin, the spec's onboarding, the agent's own tenant
 // records in OWN_URL), printing every step on stdout. Exits 0 when the reconcile succeeded.
 // The integration tests run it as a process so they can SIGKILL it part-way.
 #include <iostream>
 
+#include "agent/onboarding/snapshot_onboarding.h"
+#include "agent/onboarding/template_onboarding.h"
 #include "agent/reconcile/reconciler.h"
 #include "agent/tenants/pg_cluster_admin.h"
 #include "agent/tenants/pg_tenant_records.h"
@@ -44,7 +46,23 @@ int main(int argc, char** argv) {
   options.admin_database = "";
   agent::PgClusterAdmin admin(options, common::RealClock::Get());
   agent::PgTenantRecords records(argv[2]);
-  agent::Reconciler reconciler(&admin, &records, common::RealClock::Get());
+  // The spec's onboarding, as the agent chooses it (agent/environment.cc).
+  std::unique_ptr<agent::Onboarding> onboarding;
+  common::RealProcessRunner runner;
+  if (spec->onboarding() == v1::ONBOARDING_TEMPLATE) {
+    agent::TemplateOptions template_options;
+    template_options.warm_pool = spec->warm_pool();
+    onboarding = std::make_unique<agent::TemplateOnboarding>(
+        &admin, agent::PgDatabases(admin_url), template_options, common::RealClock::Get());
+  } else if (spec->onboarding() == v1::ONBOARDING_SNAPSHOT) {
+    agent::SnapshotOptions snapshot;
+    snapshot.tenancy = spec->tenancy();
+    snapshot.tenant_database_url = options.url_for;
+    snapshot.agent_database_url = argv[2];
+    onboarding = std::make_unique<agent::SnapshotOnboarding>(&admin, snapshot, &runner,
+                                                             common::RealClock::Get());
+  }
+  agent::Reconciler reconciler(&admin, &records, common::RealClock::Get(), 4, onboarding.get());
   auto report = reconciler.Reconcile(
       1, *spec, [](const std::string& line) { std::cout << line << std::endl; }, nullptr);
   if (!report.status.ok()) {

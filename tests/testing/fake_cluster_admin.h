@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/reconcile/cluster_admin.h"
 #include "common/pg/migrator.h"
@@ -135,10 +136,6 @@ class FakeClusterAdmin final : public agent::ClusterAdmin {
     return absl::OkStatus();
   }
 
-  absl::Status CloneTenant(const std::string& tenant, const std::string& source) override {
-    return absl::UnimplementedError("cloning tenants comes with template onboarding");
-  }
-
   // As Migrator::Up: refuses a tenant with an applied migration it does not know, then runs
   // the missing ones up to `to` in order, one "applying N_name" line each, stopping at the
   // first that fails.
@@ -249,6 +246,19 @@ class FakeClusterAdmin final : public agent::ClusterAdmin {
     hook_keys_.insert({tenant, event, key});
     ++hook_runs_[{tenant, event}];
     return true;
+  }
+
+  // One line per applied migration: equal for tenants with the same versions applied.
+  absl::StatusOr<agent::SchemaFingerprint> Fingerprint(const std::string& tenant) override {
+    absl::MutexLock lock(&mu_);
+    auto it = tenants_.find(tenant);
+    if (it == tenants_.end()) return MissingTenant(tenant);
+    agent::SchemaFingerprint fp;
+    for (int64_t version : it->second) {
+      fp.lines.push_back(absl::StrCat("migration tenant ", version));
+    }
+    fp.sha256 = absl::StrCat("fake-", absl::StrJoin(it->second, ","));  // e.g. fake-1,2,3
+    return fp;
   }
 
   absl::Status DropTenant(const std::string& tenant) override {

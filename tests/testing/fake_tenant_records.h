@@ -79,7 +79,14 @@ class FakeTenantRecords final : public agent::TenantRecords {
       auto it = put_failures_.find(key);
       if (it != put_failures_.end()) return it->second;
     }
-    records_[record.name] = record;
+    agent::TenantRecord kept = record;
+    auto before = records_.find(record.name);
+    if (before != records_.end() && kept.onboarding.empty()) {  // as PgTenantRecords keeps them
+      kept.onboarding = before->second.onboarding;
+      kept.fingerprint = before->second.fingerprint;
+      kept.replay_fingerprint = before->second.replay_fingerprint;
+    }
+    records_[record.name] = kept;
     puts_.push_back(record);
     return absl::OkStatus();
   }

@@ -93,7 +93,7 @@ class ExecutorTest : public ::testing::Test {
   testing::FakeClock clock_;
   testing::FakeClusterAdmin admin_;
   testing::FakeTenantRecords records_;
-  ReplayOnboarding onboarding_;
+  ReplayOnboarding onboarding_{&admin_};
   Lines lines_;
 };
 
@@ -120,7 +120,9 @@ TEST_F(ExecutorTest, OnboardingCreatesAndMigratesEveryTenantAndRecordsItReady) {
   }
   const auto lines = lines_.Get();
   EXPECT_NE(std::find(lines.begin(), lines.end(), "acme: applying 2_add_total"), lines.end());
-  EXPECT_NE(std::find(lines.begin(), lines.end(), "globex: created at version 3 in 0 ms"),
+  EXPECT_NE(std::find(lines.begin(), lines.end(),
+                      "globex: created at version 3 in 0 ms (migrations; fingerprint fake-1,2,3, "
+                      "the replay's)"),
             lines.end());
 }
 

@@ -27,8 +27,8 @@ class ForwardingAdmin final : public ClusterAdmin {
   explicit ForwardingAdmin(ClusterAdmin* to) : to_(to) {}
   absl::StatusOr<std::set<std::string>> ListTenants() override { return to_->ListTenants(); }
   absl::Status CreateTenant(const std::string& t) override { return to_->CreateTenant(t); }
-  absl::Status CloneTenant(const std::string& t, const std::string& s) override {
-    return to_->CloneTenant(t, s);
+  absl::StatusOr<SchemaFingerprint> Fingerprint(const std::string& t) override {
+    return to_->Fingerprint(t);
   }
   absl::StatusOr<int> ApplyMigrations(const std::string& t, const std::vector<common::Migration>& m,
                                       std::optional<int64_t> to, const StepFn& step) override {

@@ -52,7 +52,7 @@ TEST_F(SpecTest, AFullSpecIsReadWithItsFiles) {
   auto spec = Load(R"(cluster: shop
 mode: lite
 postgres: { version: 15 }
-tenancy: schema
+tenancy: database
 onboarding: template
 warm_pool: 4
 migrations:
@@ -65,7 +65,7 @@ tenants: [acme, globex]
 )");
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->cluster(), "shop");
-  EXPECT_EQ(spec->tenancy(), v1::TENANCY_SCHEMA);
+  EXPECT_EQ(spec->tenancy(), v1::TENANCY_DATABASE);
   EXPECT_EQ(spec->onboarding(), v1::ONBOARDING_TEMPLATE);
   EXPECT_EQ(spec->warm_pool(), 4);
   EXPECT_EQ(spec->migrations().policy(), v1::MIGRATION_POLICY_MANUAL);
@@ -109,6 +109,14 @@ TEST_F(SpecTest, ErrorsNameTheFileTheLineAndTheField) {
   EXPECT_EQ(ErrorOf("cluster: shop\ncluster: other\n"), "spec.yaml:2: cluster: is given twice");
   EXPECT_EQ(ErrorOf("cluster: shop\ntenancy: \"\"\n"),
             "spec.yaml:2: tenancy: must be a single, non-empty value");
+  // Onboarding choices that cannot work together.
+  EXPECT_EQ(ErrorOf("cluster: shop\ntenancy: schema\nonboarding: template\n"),
+            "spec.yaml:3: onboarding: template clones databases; with tenancy schema use "
+            "snapshot or migrations");
+  EXPECT_EQ(ErrorOf("cluster: shop\nonboarding: snapshot\nwarm_pool: 2\n"),
+            "spec.yaml:3: warm_pool: is for onboarding template only (databases cloned ahead)");
+  EXPECT_EQ(ErrorOf("cluster: shop\nonboarding: template\nwarm_pool: 65\n"),
+            "spec.yaml:3: warm_pool: must be between 0 and 64");
 }
 
 TEST_F(SpecTest, HostileNamesAreRefused) {

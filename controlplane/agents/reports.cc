@@ -41,6 +41,16 @@ v1::TenantState StateFromName(const std::string& name) {
   return state;
 }
 
+// "" (not reported) or a hex SHA-256.
+bool IsSha256Hex(const std::string& s) {
+  if (s.empty()) return true;
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 AgentReports::AgentReports(common::PgPool* pool, EventLog* events, common::Clock* clock)
@@ -81,13 +91,27 @@ absl::Status AgentReports::Record(
     if (auto st = CheckText(absl::StrCat("the error of tenant ", t.name()), t.error()); !st.ok()) {
       return st;
     }
+    static const std::set<std::string> kMethods = {"", "migrations", "template", "warm_pool",
+                                                   "snapshot"};
+    if (kMethods.count(t.onboarding()) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tenant ", t.name(), " has an unknown onboarding method (migrations, template, "
+          "warm_pool, snapshot)"));
+    }
+    if (!IsSha256Hex(t.fingerprint()) || !IsSha256Hex(t.replay_fingerprint())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tenant ", t.name(), " has a fingerprint that is not 64 lower-case hex digits"));
+    }
     rows.push_back({{"tenant", t.name()},
                     {"state", v1::TenantState_Name(t.state())},
                     {"version", t.version()},
                     {"target_version", t.target_version()},
                     {"pending", absl::StrJoin(pending, ",")},
                     {"error", common::CutText(t.error(), kMaxTenantError)},
-                    {"held", t.held()}});
+                    {"held", t.held()},
+                    {"onboarding", t.onboarding()},
+                    {"fingerprint", t.fingerprint()},
+                    {"replay_fingerprint", t.replay_fingerprint()}});
   }
   if (auto st = CheckText("the error", raw_error); !st.ok()) return st;
   const std::string error = Cut(raw_error);
@@ -151,11 +175,13 @@ absl::Status AgentReports::Record(
     if (!rows.empty()) {
       tx.exec_params(
           "INSERT INTO agent_tenants (agent_id, tenant, revision, state, version, "
-          "target_version, pending, error, held, updated_at) "
+          "target_version, pending, error, held, onboarding, fingerprint, replay_fingerprint, "
+          "updated_at) "
           "SELECT $1::uuid, r.tenant, $2, r.state, r.version, r.target_version, r.pending, "
-          "r.error, r.held, $4::timestamptz "
+          "r.error, r.held, r.onboarding, r.fingerprint, r.replay_fingerprint, $4::timestamptz "
           "FROM jsonb_to_recordset($3::jsonb) AS r(tenant text, state text, version bigint, "
-          "target_version bigint, pending text, error text, held boolean)",
+          "target_version bigint, pending text, error text, held boolean, onboarding text, "
+          "fingerprint text, replay_fingerprint text)",
           agent.id, revision, rows.dump(), common::PgTimestamp(now));
     }
     tx.commit();
@@ -177,7 +203,8 @@ absl::StatusOr<std::vector<v1::Tenant>> AgentReports::ListTenants(const std::str
     for (const auto& r : tx.exec_params(
              absl::StrCat("SELECT a.cluster, a.name, t.revision, t.tenant, t.state, t.version, "
                           "t.target_version, t.pending, t.error, ",
-                          common::EpochMicrosSql("t.updated_at"), ", t.held",
+                          common::EpochMicrosSql("t.updated_at"),
+                          ", t.held, t.onboarding, t.fingerprint, t.replay_fingerprint",
                           " FROM agent_tenants t JOIN agents a ON a.id = t.agent_id "
                           "WHERE ($1 = '' OR a.cluster = $1) AND ($2 = '' OR t.tenant = $2) "
                           "ORDER BY a.cluster, a.name, t.tenant"),
@@ -198,6 +225,9 @@ absl::StatusOr<std::vector<v1::Tenant>> AgentReports::ListTenants(const std::str
       s->set_error(r[8].as<std::string>());
       *s->mutable_updated_at() = TimeUtil::MicrosecondsToTimestamp(r[9].as<int64_t>());
       s->set_held(r[10].as<bool>());
+      s->set_onboarding(r[11].as<std::string>());
+      s->set_fingerprint(r[12].as<std::string>());
+      s->set_replay_fingerprint(r[13].as<std::string>());
       out.push_back(std::move(t));
     }
     if (out.empty() && !cluster.empty() &&

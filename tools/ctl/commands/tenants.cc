@@ -1,5 +1,5 @@
 // tetherctl get tenants [--cluster C] | get tenant C T: every tenant on every agent, as the
-// agents last reported them.
+// agents last reported them; one tenant also shows how it was onboarded and its fingerprint.
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tools/ctl/commands/command.h"
@@ -12,6 +12,14 @@ struct TenantArgs {
   std::string cluster;
   std::string tenant;
 };
+
+// The fingerprint, short, and whether it is the replay's.
+std::string FingerprintCell(const v1::TenantStatus& status) {
+  if (status.fingerprint().empty()) return "-";
+  const std::string mine = Printable(status.fingerprint().substr(0, 12));
+  if (status.fingerprint() == status.replay_fingerprint()) return mine + " (= replay)";
+  return absl::StrCat(mine, " (replay ", Printable(status.replay_fingerprint().substr(0, 12)), ")");
+}
 
 grpc::Status ListTenants(Session& s, const std::string& cluster, const std::string& tenant) {
   v1::ListTenantsRequest req;
@@ -30,7 +38,10 @@ grpc::Status ListTenants(Session& s, const std::string& cluster, const std::stri
     PrintStructured(resp, s.config.output, *s.out);
     return st;
   }
+  // One tenant: also how it was onboarded and the fingerprint that proved it.
+  const bool one = !tenant.empty();
   Table table{{"CLUSTER", "AGENT", "TENANT", "STATE", "VERSION", "PENDING", "REVISION", "ERROR"}, {}};
+  if (one) table.headers.insert(table.headers.end() - 1, {"ONBOARDED", "FINGERPRINT"});
   for (const auto& t : resp.tenants()) {
     const auto& status = t.status();
     std::vector<std::string> pending;
@@ -42,6 +53,11 @@ grpc::Status ListTenants(Session& s, const std::string& cluster, const std::stri
          absl::StrCat(status.version(), "/", status.target_version()),
          pending.empty() ? "-" : absl::StrJoin(pending, ","), absl::StrCat(t.revision()),
          status.error().empty() ? "-" : Printable(status.error())});
+    if (one) {
+      table.rows.back().insert(table.rows.back().end() - 1,
+                               {status.onboarding().empty() ? "-" : Printable(status.onboarding()),
+                                FingerprintCell(status)});
+    }
   }
   PrintTable(table, *s.out);
   return st;
@@ -57,7 +73,7 @@ void AddTenantCommands(CommandTree& tree) {
   list->callback([&tree, args] {
     *tree.action = [args](Session& s) { return ListTenants(s, args->cluster, ""); };
   });
-  auto* one = tree.get->add_subcommand("tenant", "show one tenant on every agent of its cluster");
+  auto* one = tree.get->add_subcommand("tenant", "show one tenant on every agent of its cluster, with how it was onboarded and its schema fingerprint");
   one->add_option("cluster", args->cluster, "cluster")->required();
   one->add_option("tenant", args->tenant, "tenant")->required();
   one->callback([&tree, args] {

@@ -1,0 +1,2 @@
+ALTER TABLE agent_tenants DROP COLUMN onboarding, DROP COLUMN fingerprint,
+  DROP COLUMN replay_fingerprint;

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
 #include "common/pg/pool.h"
@@ -15,7 +16,8 @@
 namespace tether::agent {
 namespace {
 
-// Each query takes the schema's OID as $1 and yields one text column, in logical order.
+// Each query takes the schema's OID as $1 (replaced by the number, see FingerprintSchema) and
+// yields one text column, in logical order.
 // tether_hook_runs (which hooks ran, agent/tenants/pg_cluster_admin.cc) is the agent's, not the
 // schema's: a tenant whose hook ran equals one whose did not.
 constexpr const char* kQueries[] = {
@@ -115,26 +117,31 @@ absl::StatusOr<SchemaFingerprint> FingerprintSchema(const std::string& url,
     if (ns.empty()) {
       return absl::NotFoundError(absl::StrCat("schema ", schema, " does not exist"));
     }
-    const auto oid = ns[0][0].as<int64_t>();
+    // The schema's OID goes into the queries as a number PostgreSQL gave us, so they can be
+    // sent together: one round trip instead of one per kind of object.
+    const std::string oid = absl::StrCat(ns[0][0].as<int64_t>());
     // Definitions print names unqualified when their schema is on the search path.
     tx.exec("SET LOCAL search_path TO " + common::QuoteIdentifier(schema));
-    SchemaFingerprint out;
+    const bool has_migrations =
+        !tx.exec("SELECT 1 FROM pg_class WHERE relnamespace = " + oid +
+                 " AND relname = 'schema_migrations' AND relkind = 'r'")
+             .empty();
+    pqxx::pipeline pipeline(tx);
+    std::vector<pqxx::pipeline::query_id> ids;
     for (const char* query : kQueries) {
-      for (const auto& row : tx.exec_params(query, oid)) {
-        out.lines.push_back(row[0].as<std::string>());
-      }
+      ids.push_back(pipeline.insert(absl::StrReplaceAll(query, {{"$1", oid}})));
     }
     // The migrations the tenant records as applied, when it records any.
-    if (!tx.exec_params("SELECT 1 FROM pg_class WHERE relnamespace = $1 "
-                        "AND relname = 'schema_migrations' AND relkind = 'r'",
-                        oid)
-             .empty()) {
-      for (const auto& row : tx.exec(
-               "SELECT 'migration ' || migration_set || ' ' || version || ' ' || checksum "
-               "|| CASE WHEN dirty THEN ' dirty' ELSE '' END "
-               "FROM schema_migrations ORDER BY migration_set, version")) {
-        out.lines.push_back(row[0].as<std::string>());
-      }
+    if (has_migrations) {
+      ids.push_back(pipeline.insert(
+          "SELECT 'migration ' || migration_set || ' ' || version || ' ' || checksum "
+          "|| CASE WHEN dirty THEN ' dirty' ELSE '' END "
+          "FROM schema_migrations ORDER BY migration_set, version"));
+    }
+    pipeline.complete();
+    SchemaFingerprint out;
+    for (auto id : ids) {
+      for (const auto& row : pipeline.retrieve(id)) out.lines.push_back(row[0].as<std::string>());
     }
     std::string all;
     for (const auto& line : out.lines) absl::StrAppend(&all, line, "\n");

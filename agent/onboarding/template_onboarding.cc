@@ -161,12 +161,14 @@ absl::StatusOr<Onboarded> TemplateOnboarding::Onboard(const OnboardRequest& requ
     if (absl::IsAlreadyExists(st)) return replay_.Onboard(request, step);  // it exists: finish it
     if (!absl::IsNotFound(st)) return st;
   }
+  const absl::Time start = clock_->Now();
   absl::Status st = CloneFromTemplate(request.tenant, step);
   // Created before a crash, then never recorded ready: the migrator finishes what it lacks.
   if (absl::IsAlreadyExists(st)) return replay_.Onboard(request, step);
   if (!st.ok()) return st;
-  step(absl::StrCat("cloned from ", kTemplateDatabase, " (",
-                    strategy_ == CloneStrategy::kFileCopy ? "FILE_COPY" : "WAL_LOG", ")"));
+  step(absl::StrFormat("cloned from %s (%s) in %.1f ms", kTemplateDatabase,
+                       strategy_ == CloneStrategy::kFileCopy ? "FILE_COPY" : "WAL_LOG",
+                       absl::ToDoubleMilliseconds(clock_->Now() - start)));
   return ProveOnboarded(admin_, request.tenant, "template", reference_);
 }
 

@@ -177,7 +177,12 @@ absl::Status LocalPostgres::EnsureInitialized() {
       "# Written by tether at initdb time.\n", "port = ", port_, "\n",
       "listen_addresses = '127.0.0.1'\n", "unix_socket_directories = '", socket_dir_, "'\n",
       "max_connections = 200\n");
-  if (!options_.durable) {
+  if (options_.durable) {
+    // Template onboarding copies a database of ~7.5 MB of catalogs per tenant through the
+    // WAL: compress its page images, and let a burst of clones run without checkpoints forced
+    // by WAL volume (docs/benchmarks.md, onboarding).
+    absl::StrAppend(&conf, "wal_compression = lz4\nmax_wal_size = 4GB\n");
+  } else {
     absl::StrAppend(&conf, "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
   }
   if (auto st = WriteFileAtomically(staging + "/tether.conf", conf, 0600); !st.ok()) return st;

@@ -109,6 +109,8 @@ configure_and_start_debian() {
 listen_addresses = '127.0.0.1'
 port = $PORT
 password_encryption = 'scram-sha-256'
+wal_compression = lz4
+max_wal_size = 4GB
 EOF
   ensure_hba_line "$conf/pg_hba.conf"
   if pg_ctlcluster "$PG_MAJOR" main status >/dev/null 2>&1; then

@@ -531,6 +531,41 @@ TEST_F(MothershipTest, AReportThatCannotBeTrueEndsTheStreamAndWritesNothing) {
   EXPECT_EQ(GetAgent("web-1").applied_revision(), 0);
 }
 
+// How a tenant was onboarded reaches the operator's table: only known methods and real
+// SHA-256 fingerprints are stored; anything else ends the stream and writes nothing.
+TEST_F(MothershipTest, AReportedOnboardingMustBeAKnownMethodAndAFingerprint) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse agent;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
+  const int64_t tenants = Count("SELECT count(*) FROM agent_tenants");
+  struct Case {
+    std::string onboarding, fingerprint, error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"\x1b[31mtemplate", std::string(64, 'a'), "has an unknown onboarding method"},
+           {"template", "0123", "not 64 lower-case hex digits"},
+           {"snapshot", std::string(64, 'A'), "not 64 lower-case hex digits"},
+           {"warm_pool", std::string(63, 'a') + "\n", "not 64 lower-case hex digits"}}) {
+    RawStream raw = Connected(agent);
+    v1::AgentMessage ack;
+    ack.mutable_ack()->set_revision(1);
+    v1::TenantStatus* t = ack.mutable_ack()->add_tenants();
+    t->set_name("acme");
+    t->set_state(v1::TENANT_STATE_READY);
+    t->set_onboarding(c.onboarding);
+    t->set_fingerprint(c.fingerprint);
+    ASSERT_TRUE(raw.stream->Write(ack));
+    v1::MothershipMessage msg;
+    while (raw.stream->Read(&msg)) {
+    }
+    grpc::Status ended = raw.stream->Finish();
+    EXPECT_EQ(ended.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << ended.error_message();
+    EXPECT_NE(ended.error_message().find(c.error), std::string::npos) << ended.error_message();
+    EXPECT_EQ(ended.error_message().find('\x1b'), std::string::npos);  // not echoed raw
+    EXPECT_EQ(Count("SELECT count(*) FROM agent_tenants"), tenants);
+  }
+}
+
 // Runs a real MothershipLink (real clock, fast heartbeats) against the test's mothership.
 class LinkRunner {
  public:

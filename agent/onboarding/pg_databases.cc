@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include <functional>
+
 #include "absl/strings/str_cat.h"
 #include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
@@ -29,6 +31,20 @@ DatabaseInfo InfoFromRow(const pqxx::row& r) {
   if (!r[3].is_null()) info.mark = DecodeBuildMark(r[3].as<std::string>());
   info.size_bytes = r[4].as<int64_t>();
   return info;
+}
+
+// Runs `body` in one transaction on `url`, committed unless it throws.
+absl::Status InTransaction(const std::string& url, const std::function<void(pqxx::work&)>& body) {
+  auto conn = common::Connect(url);
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::work tx(**conn);
+    body(tx);
+    tx.commit();
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
 }
 
 constexpr const char* kDescribe =
@@ -91,50 +107,29 @@ absl::StatusOr<std::vector<DatabaseInfo>> PgDatabases::List(const std::string& p
 
 absl::Status PgDatabases::Seal(const std::string& name, const BuildMark& mark) {
   if (auto st = common::ValidateIdentifier("database", name); !st.ok()) return st;
-  auto conn = common::Connect(admin_url_);
-  if (!conn.ok()) return conn.status();
-  try {
-    pqxx::work tx(**conn);
+  return InTransaction(admin_url_, [&](pqxx::work& tx) {
     tx.exec("ALTER DATABASE " + QuoteIdentifier(name) +
             " WITH IS_TEMPLATE true ALLOW_CONNECTIONS false");
     tx.exec("COMMENT ON DATABASE " + QuoteIdentifier(name) + " IS " +
             tx.quote(EncodeBuildMark(mark)));
-    tx.commit();
-    return absl::OkStatus();
-  } catch (const std::exception& e) {
-    return common::StatusFromException(e);
-  }
+  });
 }
 
 absl::Status PgDatabases::Unseal(const std::string& name) {
   if (auto st = common::ValidateIdentifier("database", name); !st.ok()) return st;
-  auto conn = common::Connect(admin_url_);
-  if (!conn.ok()) return conn.status();
-  try {
-    pqxx::work tx(**conn);
+  return InTransaction(admin_url_, [&](pqxx::work& tx) {
     tx.exec("ALTER DATABASE " + QuoteIdentifier(name) +
             " WITH IS_TEMPLATE false ALLOW_CONNECTIONS true");
     tx.exec("COMMENT ON DATABASE " + QuoteIdentifier(name) + " IS NULL");
-    tx.commit();
-    return absl::OkStatus();
-  } catch (const std::exception& e) {
-    return common::StatusFromException(e);
-  }
+  });
 }
 
 absl::Status PgDatabases::SetMark(const std::string& name, const BuildMark& mark) {
   if (auto st = common::ValidateIdentifier("database", name); !st.ok()) return st;
-  auto conn = common::Connect(admin_url_);
-  if (!conn.ok()) return conn.status();
-  try {
-    pqxx::work tx(**conn);
+  return InTransaction(admin_url_, [&](pqxx::work& tx) {
     tx.exec("COMMENT ON DATABASE " + QuoteIdentifier(name) + " IS " +
             tx.quote(EncodeBuildMark(mark)));
-    tx.commit();
-    return absl::OkStatus();
-  } catch (const std::exception& e) {
-    return common::StatusFromException(e);
-  }
+  });
 }
 
 absl::Status PgDatabases::Clone(const std::string& name, const std::string& source,

@@ -33,6 +33,8 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/server_admin.h"
+#include "tests/testing/step_lines.h"
 
 namespace tether::agent {
 std::vector<common::MigrationFile> AgentMigrationFiles();
@@ -81,31 +83,7 @@ std::vector<common::Migration> Migrations(std::vector<common::MigrationFile> fil
   return parsed.ok() ? *parsed : std::vector<common::Migration>();
 }
 
-// Step lines, from any thread.
-class Lines {
- public:
-  StepFn Fn() {
-    return [this](const std::string& line) {
-      absl::MutexLock lock(&mu_);
-      lines_.push_back(line);
-    };
-  }
-  bool Has(const std::string& part) const {
-    absl::MutexLock lock(&mu_);
-    for (const auto& l : lines_) {
-      if (absl::StrContains(l, part)) return true;
-    }
-    return false;
-  }
-  std::string All() const {
-    absl::MutexLock lock(&mu_);
-    return absl::StrJoin(lines_, "\n");
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<std::string> lines_;
-};
+using Lines = testing::StepLines;
 
 class OnboardingTest : public ::testing::Test {
  protected:
@@ -127,15 +105,8 @@ class OnboardingTest : public ::testing::Test {
   }
 
   std::unique_ptr<PgClusterAdmin> Admin(v1::Tenancy tenancy) {
-    PgClusterAdminOptions options;
-    options.tenancy = tenancy;
-    const std::string admin = admin_url_;
-    options.url_for = [admin](const std::string& db) {
-      return db.empty() ? admin : common::WithDatabase(admin, db);
-    };
-    options.admin_database = "";
-    options.schema_database = tenancy == v1::TENANCY_SCHEMA ? schema_db_ : "";
-    return std::make_unique<PgClusterAdmin>(options, common::RealClock::Get());
+    return testing::ServerAdmin(admin_url_, tenancy,
+                                tenancy == v1::TENANCY_SCHEMA ? schema_db_ : "");
   }
 
   std::unique_ptr<TemplateOnboarding> Template(ClusterAdmin* admin, int warm_pool = 0) {

@@ -24,6 +24,7 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/server_admin.h"
 #include "tests/testing/specs.h"
 
 namespace tether::agent {
@@ -56,15 +57,7 @@ class ReconcileTest : public ::testing::Test {
   }
 
   std::unique_ptr<PgClusterAdmin> Admin(v1::Tenancy tenancy, const std::string& schema_db = "") {
-    PgClusterAdminOptions options;
-    options.tenancy = tenancy;
-    const std::string admin = admin_url_;
-    options.url_for = [admin](const std::string& db) {
-      return db.empty() ? admin : common::WithDatabase(admin, db);
-    };
-    options.admin_database = "";
-    options.schema_database = schema_db;
-    return std::make_unique<PgClusterAdmin>(options, common::RealClock::Get());
+    return testing::ServerAdmin(admin_url_, tenancy, schema_db);
   }
 
   static v1::ClusterSpec Spec(v1::Tenancy tenancy, std::vector<std::string> tenants,

@@ -25,6 +25,7 @@
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/specs.h"
 #include "tests/testing/fake_cluster_admin.h"
+#include "tests/testing/step_lines.h"
 #include "tests/testing/fake_tenant_records.h"
 
 namespace tether::agent {
@@ -62,24 +63,7 @@ std::vector<common::Migration> MigrationsOf(const v1::ClusterSpec& spec) {
   return migrations.ok() ? *migrations : std::vector<common::Migration>();
 }
 
-// Step lines, kept in order; callable from any thread.
-class Lines {
- public:
-  StepFn Fn() {
-    return [this](const std::string& line) {
-      absl::MutexLock lock(&mu_);
-      lines_.push_back(line);
-    };
-  }
-  std::vector<std::string> Get() const {
-    absl::MutexLock lock(&mu_);
-    return lines_;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<std::string> lines_;
-};
+using Lines = testing::StepLines;
 
 class ExecutorTest : public ::testing::Test {
  protected:

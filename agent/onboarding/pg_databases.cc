@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
 #include "common/pg/pool.h"
@@ -156,26 +157,46 @@ absl::Status PgDatabases::Clone(const std::string& name, const std::string& sour
   }
 }
 
+struct PgDatabases::ClaimSession {
+  absl::Mutex mu;
+  std::unique_ptr<pqxx::connection> conn ABSL_GUARDED_BY(mu);
+};
+
+PgDatabases::PgDatabases(std::string admin_url)
+    : admin_url_(std::move(admin_url)), claims_(std::make_shared<ClaimSession>()) {}
+
 absl::Status PgDatabases::Claim(const std::string& from, const std::string& to) {
   if (auto st = common::ValidateIdentifier("database", from); !st.ok()) return st;
   if (auto st = common::ValidateIdentifier("database", to); !st.ok()) return st;
-  auto conn = common::Connect(admin_url_);
-  if (!conn.ok()) return conn.status();
-  try {
-    pqxx::work tx(**conn);
-    tx.exec("ALTER DATABASE " + QuoteIdentifier(from) + " RENAME TO " + QuoteIdentifier(to));
-    tx.exec("COMMENT ON DATABASE " + QuoteIdentifier(to) + " IS NULL");
-    tx.commit();
-    return absl::OkStatus();
-  } catch (const std::exception& e) {
-    const std::string state = SqlState(e);
-    if (state == "42P04") {
-      return absl::AlreadyExistsError(absl::StrCat("database ", to, " exists already"));
+  absl::MutexLock lock(&claims_->mu);
+  std::unique_ptr<pqxx::connection>& conn = claims_->conn;
+  // A kept connection the server has closed since is replaced once, and the claim tried again.
+  for (bool reused = conn != nullptr;; reused = false) {
+    if (conn == nullptr || !conn->is_open()) {
+      auto fresh = common::Connect(admin_url_);
+      if (!fresh.ok()) return fresh.status();
+      conn = *std::move(fresh);
     }
-    if (state == "3D000") {
-      return absl::NotFoundError(absl::StrCat("database ", from, " does not exist"));
+    try {
+      pqxx::work tx(*conn);
+      tx.exec("ALTER DATABASE " + QuoteIdentifier(from) + " RENAME TO " + QuoteIdentifier(to));
+      tx.exec("COMMENT ON DATABASE " + QuoteIdentifier(to) + " IS NULL");
+      tx.commit();
+      return absl::OkStatus();
+    } catch (const pqxx::broken_connection& e) {
+      conn.reset();
+      if (!reused) return common::StatusFromException(e);
+    } catch (const std::exception& e) {
+      const std::string state = SqlState(e);
+      if (state == "42P04") {
+        return absl::AlreadyExistsError(absl::StrCat("database ", to, " exists already"));
+      }
+      if (state == "3D000") {
+        return absl::NotFoundError(absl::StrCat("database ", from, " does not exist"));
+      }
+      conn.reset();  // whatever went wrong, the next claim starts on a fresh connection
+      return common::StatusFromException(e);
     }
-    return common::StatusFromException(e);
   }
 }
 

@@ -7,10 +7,11 @@
 // comment (pg_shdescription) so it lives and dies with the database and is read without
 // connecting to it. It is written in the transaction that seals a template, and after the
 // clone of a pool database: a database without a mark is half-built and is never cloned.
-// Thread-safe (every call opens its own connection).
+// Thread-safe (every call but Claim opens its own connection).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,7 +48,7 @@ enum class CloneStrategy { kWalLog, kFileCopy };
 class PgDatabases {
  public:
   // `admin_url`: a connection to the server where CREATE DATABASE may run.
-  explicit PgDatabases(std::string admin_url) : admin_url_(std::move(admin_url)) {}
+  explicit PgDatabases(std::string admin_url);
 
   // nullopt when the database does not exist.
   absl::StatusOr<std::optional<DatabaseInfo>> Describe(const std::string& name);
@@ -64,13 +65,17 @@ class PgDatabases {
   // a database in use), so the caller may retry (IsSourceBusy).
   absl::Status Clone(const std::string& name, const std::string& source, CloneStrategy strategy);
   // In one transaction: renames `from` to `to` and removes its mark. kAlreadyExists when `to`
-  // exists, kNotFound when `from` does not (another claim took it).
+  // exists, kNotFound when `from` does not (another claim took it). Claims share one
+  // connection, kept open between them, so a claim is the rename and its commit.
   absl::Status Claim(const std::string& from, const std::string& to);
   // DROP DATABASE IF EXISTS … WITH (FORCE), a template included.
   absl::Status Drop(const std::string& name);
 
  private:
+  struct ClaimSession;
+
   const std::string admin_url_;
+  std::shared_ptr<ClaimSession> claims_;  // shared by copies
 };
 
 // True when a status from Clone says the source was in use by another session.

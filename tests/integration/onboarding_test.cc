@@ -306,6 +306,35 @@ TEST_F(OnboardingTest, ThePoolNeverHandsOutADatabaseOfAnOlderRevision) {
   EXPECT_EQ(done->method, "warm_pool");
 }
 
+// Claims keep their connection open between them; one the server closed is replaced.
+TEST_F(OnboardingTest, AClaimOutlivesItsConnectionBeingClosed) {
+  PgDatabases dbs(admin_url_);
+  for (const std::string name : {"tether_pool_1", "tether_pool_2"}) {
+    pqxx::connection c(admin_url_);
+    pqxx::nontransaction tx(c);
+    tx.exec("CREATE DATABASE " + name);
+  }
+  ASSERT_TRUE(dbs.Claim("tether_pool_1", prefix_ + "first").ok());
+  {
+    pqxx::connection c(admin_url_);
+    pqxx::nontransaction tx(c);
+    // Every other session of the server's admin database: the claims' kept connection.
+    EXPECT_GE(tx.exec1("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                       "AND backend_type = 'client backend'")[0]
+                  .as<int>(),
+              1);
+  }
+  auto st = dbs.Claim("tether_pool_2", prefix_ + "second");
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(dbs.Claim("tether_pool_2", prefix_ + "third").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(dbs.Claim(prefix_ + "first", prefix_ + "second").code(),
+            absl::StatusCode::kAlreadyExists);
+  auto tenants = Admin(v1::TENANCY_DATABASE)->ListTenants();
+  ASSERT_TRUE(tenants.ok());
+  EXPECT_EQ(tenants->count(prefix_ + "first") + tenants->count(prefix_ + "second"), 2u);
+}
+
 TEST_F(OnboardingTest, AHalfBuiltTemplateIsRebuiltNeverCloned) {
   const auto ms = Migrations(kCorpus);
   auto admin = Admin(v1::TENANCY_DATABASE);

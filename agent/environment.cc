@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "agent/onboarding/leftovers.h"
 #include "agent/onboarding/snapshot_onboarding.h"
 #include "agent/onboarding/template_onboarding.h"
 #include "agent/tenants/pg_cluster_admin.h"
@@ -22,6 +23,14 @@ absl::StatusOr<std::unique_ptr<ClusterAdmin>> AgentEnvironment::Admin(const v1::
 std::unique_ptr<Onboarding> AgentEnvironment::NewOnboarding(const v1::ClusterSpec& spec,
                                                             ClusterAdmin* admin) {
   const PgClusterAdminOptions options = AdminOptions(spec);
+  return std::make_unique<WithoutLeftovers>(Strategy(spec, admin, options), spec.onboarding(),
+                                            spec.tenancy(), admin,
+                                            PgDatabases(options.url_for(options.admin_database)));
+}
+
+std::unique_ptr<Onboarding> AgentEnvironment::Strategy(const v1::ClusterSpec& spec,
+                                                       ClusterAdmin* admin,
+                                                       const PgClusterAdminOptions& options) {
   if (spec.onboarding() == v1::ONBOARDING_TEMPLATE && spec.tenancy() == v1::TENANCY_DATABASE) {
     TemplateOptions template_options;
     template_options.warm_pool = spec.warm_pool();

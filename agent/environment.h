@@ -28,7 +28,8 @@ class AgentEnvironment final : public ReconcileEnvironment {
   bool Ready() override { return provisioning_->ready(); }
   absl::StatusOr<std::unique_ptr<ClusterAdmin>> Admin(const v1::ClusterSpec& spec) override;
   absl::StatusOr<TenantRecords*> Records() override;
-  // Template clones (tenancy database), snapshots, or replay, as the spec asks.
+  // Template clones (tenancy database), snapshots, or replay, as the spec asks; what another
+  // strategy left on the server is dropped after each reconcile.
   std::unique_ptr<Onboarding> NewOnboarding(const v1::ClusterSpec& spec,
                                             ClusterAdmin* admin) override;
   // The agent's command records, in its own database. kUnavailable until PostgreSQL is ready.
@@ -38,6 +39,8 @@ class AgentEnvironment final : public ReconcileEnvironment {
 
  private:
   PgClusterAdminOptions AdminOptions(const v1::ClusterSpec& spec) const;
+  std::unique_ptr<Onboarding> Strategy(const v1::ClusterSpec& spec, ClusterAdmin* admin,
+                                       const PgClusterAdminOptions& options);
 
   const ProvisionerKind kind_;
   Provisioner* provisioner_;

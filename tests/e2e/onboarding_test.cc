@@ -1,7 +1,8 @@
 // Onboarding end to end with the real binaries: a spec with `onboarding: template` and
 // `warm_pool: 2` gives its first tenants clones of a template and keeps two databases cloned
 // ahead; a tenant added later is claimed from that pool; `tetherctl get tenant` shows how each
-// was onboarded and a fingerprint equal to the replay's.
+// was onboarded and a fingerprint equal to the replay's; a move to snapshot onboarding gives
+// the same schema and drops the template and its pool.
 #include <gtest/gtest.h>
 
 #include <pqxx/pqxx>
@@ -27,7 +28,8 @@ class OnboardingE2eTest : public ::testing::Test {
     bootstrap_ = fleet_.CreateToken("shop");
   }
 
-  std::string WriteSpec(const std::vector<std::string>& tenants) {
+  std::string WriteSpec(const std::vector<std::string>& tenants,
+                        const std::string& onboarding = "onboarding: template\nwarm_pool: 2\n") {
     const std::string dir = absl::StrCat(fleet_.dir(), "/spec", ++specs_);
     std::filesystem::create_directories(dir + "/migrations");
     const std::map<std::string, std::string> migrations = {
@@ -41,7 +43,7 @@ class OnboardingE2eTest : public ::testing::Test {
       EXPECT_TRUE(common::WriteFileAtomically(dir + "/migrations/" + name, sql, 0644).ok());
     }
     const std::string yaml = absl::StrCat(
-        "cluster: shop\ntenancy: database\nonboarding: template\nwarm_pool: 2\n"
+        "cluster: shop\ntenancy: database\n", onboarding,
         "migrations:\n  source: ./migrations\ntenants: [",
         absl::StrJoin(tenants, ", "), "]\n");
     EXPECT_TRUE(common::WriteFileAtomically(dir + "/spec.yaml", yaml, 0644).ok());
@@ -80,6 +82,11 @@ class OnboardingE2eTest : public ::testing::Test {
 
 TEST_F(OnboardingE2eTest, TemplateClonesAndWarmPoolClaimsEqualTheReplay) {
   fleet_.StartAgent("a1", bootstrap_);
+  // Registered and provisioned: the apply's command then has the agent to wait for.
+  ASSERT_TRUE(PollUntil([&] {
+    auto j = fleet_.CtlJson({"get", "agent", "a1"});
+    return j.contains("health") && j["health"].value("state", "") == "PROVISIONING_STATE_READY";
+  })) << fleet_.Logs();
   Apply(WriteSpec({"acme", "globex"}));
   // The pool is filled after the revision is reported, off the onboarding path.
   ASSERT_TRUE(PollUntil([&] { return Pool().size() == 2; })) << fleet_.Logs();
@@ -107,12 +114,28 @@ TEST_F(OnboardingE2eTest, TemplateClonesAndWarmPoolClaimsEqualTheReplay) {
   // The claimed database is replaced in the pool.
   ASSERT_TRUE(PollUntil([&] { return Pool().size() == 2; })) << fleet_.Logs();
   // The template cannot be connected to, so nothing holds it open.
-  pqxx::connection c(fleet_.AgentDatabaseUrl("a1", "postgres"));
-  pqxx::nontransaction tx(c);
-  EXPECT_EQ(tx.exec1("SELECT datistemplate AND NOT datallowconn FROM pg_database "
-                     "WHERE datname = 'tether_template'")[0]
-                .as<bool>(),
-            true);
+  {
+    pqxx::connection c(fleet_.AgentDatabaseUrl("a1", "postgres"));
+    pqxx::nontransaction tx(c);
+    EXPECT_EQ(tx.exec1("SELECT datistemplate AND NOT datallowconn FROM pg_database "
+                       "WHERE datname = 'tether_template'")[0]
+                  .as<bool>(),
+              true);
+  }
+
+  // Onboarding by snapshot from now on: a new tenant gets the same schema, and the template
+  // and its pool are dropped.
+  Apply(WriteSpec({"acme", "globex", "initech", "hooli"}, "onboarding: snapshot\n"));
+  const auto hooli = Tenant("hooli");
+  EXPECT_EQ(hooli.value("onboarding", ""), "snapshot") << hooli.dump();
+  EXPECT_EQ(hooli.value("fingerprint", ""), fp);
+  ASSERT_TRUE(PollUntil([&] {
+    pqxx::connection c(fleet_.AgentDatabaseUrl("a1", "postgres"));
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*) FROM pg_database WHERE datname = 'tether_template' "
+                    "OR datname LIKE 'tether\\_pool\\_%'")[0]
+               .as<int>() == 0;
+  })) << fleet_.Logs();
 }
 
 }  // namespace

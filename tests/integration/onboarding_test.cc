@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <pqxx/pqxx>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -22,6 +23,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/onboarding/leftovers.h"
 #include "agent/onboarding/pg_databases.h"
 #include "agent/onboarding/snapshot_onboarding.h"
 #include "agent/onboarding/template_onboarding.h"
@@ -333,6 +335,40 @@ TEST_F(OnboardingTest, AClaimOutlivesItsConnectionBeingClosed) {
   auto tenants = Admin(v1::TENANCY_DATABASE)->ListTenants();
   ASSERT_TRUE(tenants.ok());
   EXPECT_EQ(tenants->count(prefix_ + "first") + tenants->count(prefix_ + "second"), 2u);
+}
+
+// A spec that moves from template to snapshot, then to migrations, leaves nothing behind.
+TEST_F(OnboardingTest, WhatAStrategyNoLongerAskedForLeftIsDropped) {
+  const auto ms = Migrations(kCorpus);
+  auto admin = Admin(v1::TENANCY_DATABASE);
+  PgDatabases dbs(admin_url_);
+  auto names = [&] {
+    std::set<std::string> out;
+    auto list = dbs.List("tether_");
+    EXPECT_TRUE(list.ok());
+    for (const auto& db : *list) out.insert(db.name);
+    return out;
+  };
+  Lines lines;
+  auto as_template = Template(admin.get(), 1);
+  ASSERT_TRUE(as_template->Prepare(ms, ms.back().version, lines.Fn()).ok());
+  as_template->Replenish(lines.Fn(), nullptr);
+  auto as_snapshot = Snapshot(admin.get(), v1::TENANCY_DATABASE);
+  ASSERT_TRUE(as_snapshot->Prepare(ms, ms.back().version, lines.Fn()).ok());
+  EXPECT_EQ(names(), (std::set<std::string>{"tether_pool_1", "tether_reference",
+                                            "tether_snapshot", "tether_template"}));
+
+  WithoutLeftovers snapshot(std::move(as_snapshot), v1::ONBOARDING_SNAPSHOT,
+                            v1::TENANCY_DATABASE, admin.get(), dbs);
+  snapshot.Replenish(lines.Fn(), nullptr);
+  EXPECT_EQ(names(), (std::set<std::string>{"tether_reference", "tether_snapshot"}));
+  EXPECT_TRUE(lines.Has("dropped tether_template: onboarding is no longer template"))
+      << lines.All();
+
+  WithoutLeftovers replay(std::make_unique<ReplayOnboarding>(admin.get()),
+                          v1::ONBOARDING_MIGRATIONS, v1::TENANCY_DATABASE, admin.get(), dbs);
+  replay.Replenish(lines.Fn(), nullptr);
+  EXPECT_EQ(names(), std::set<std::string>{});
 }
 
 TEST_F(OnboardingTest, AHalfBuiltTemplateIsRebuiltNeverCloned) {

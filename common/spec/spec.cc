@@ -12,15 +12,17 @@
 #include "common/secrets.h"
 
 namespace tether::common {
-namespace {
 
-// Names a tenant (a database or a schema) may not take: PostgreSQL's own and ours.
-bool IsReserved(const std::string& name) {
+bool IsReservedTenantName(const std::string& name) {
   static const std::set<std::string> kReserved = {"postgres", "template0", "template1", "public",
                                                   "information_schema"};
   return kReserved.count(name) != 0 || absl::StartsWith(name, "pg_") ||
          absl::StartsWith(name, "tether_");
 }
+
+namespace {
+
+bool IsReserved(const std::string& name) { return IsReservedTenantName(name); }
 
 // A value for an error message: escaped, and cut so a hostile 1 MB name stays one short line.
 std::string Shown(const std::string& s) {

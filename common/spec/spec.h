@@ -39,6 +39,10 @@ std::optional<SpecProblem> FindSpecProblem(const v1::ClusterSpec& spec);
 // FindSpecProblem as a Status: kInvalidArgument "field: message".
 absl::Status ValidateSpec(const v1::ClusterSpec& spec);
 
+// Names a tenant (a database or a schema) may not take: PostgreSQL's own (postgres, template*,
+// public, information_schema, pg_*) and the agent's (tether_*: its database, templates, pools).
+bool IsReservedTenantName(const std::string& name);
+
 // The spec's migrations, parsed and ordered. kInvalidArgument as ParseMigrations.
 absl::StatusOr<std::vector<Migration>> SpecMigrations(const v1::ClusterSpec& spec);
 

@@ -76,6 +76,10 @@ absl::Status AgentReports::Record(
   std::set<std::string> names;
   for (const auto& t : tenants) {
     if (auto st = common::ValidateIdentifier("tenant", t.name()); !st.ok()) return st;
+    if (common::IsReservedTenantName(t.name())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tenant ", t.name(), " has a reserved name; no agent reports one"));
+    }
     if (!names.insert(t.name()).second) {
       return absl::InvalidArgumentError(absl::StrCat("tenant ", t.name(), " is reported twice"));
     }
@@ -101,6 +105,13 @@ absl::Status AgentReports::Record(
     if (!IsSha256Hex(t.fingerprint()) || !IsSha256Hex(t.replay_fingerprint())) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tenant ", t.name(), " has a fingerprint that is not 64 lower-case hex digits"));
+    }
+    // An agent records an onboarding only once proved: a method with both fingerprints, equal.
+    if ((t.onboarding().empty() != t.fingerprint().empty()) ||
+        t.fingerprint() != t.replay_fingerprint()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tenant ", t.name(), " reports an onboarding that was not proved (a method needs its "
+          "fingerprint, equal to the replay's)"));
     }
     rows.push_back({{"tenant", t.name()},
                     {"state", v1::TenantState_Name(t.state())},

@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 #include <functional>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -545,7 +546,9 @@ TEST_F(MothershipTest, AReportedOnboardingMustBeAKnownMethodAndAFingerprint) {
            {"\x1b[31mtemplate", std::string(64, 'a'), "has an unknown onboarding method"},
            {"template", "0123", "not 64 lower-case hex digits"},
            {"snapshot", std::string(64, 'A'), "not 64 lower-case hex digits"},
-           {"warm_pool", std::string(63, 'a') + "\n", "not 64 lower-case hex digits"}}) {
+           {"warm_pool", std::string(63, 'a') + "\n", "not 64 lower-case hex digits"},
+           {"template", "", "an onboarding that was not proved"},
+           {"", std::string(64, 'a'), "an onboarding that was not proved"}}) {
     RawStream raw = Connected(agent);
     v1::AgentMessage ack;
     ack.mutable_ack()->set_revision(1);
@@ -554,6 +557,7 @@ TEST_F(MothershipTest, AReportedOnboardingMustBeAKnownMethodAndAFingerprint) {
     t->set_state(v1::TENANT_STATE_READY);
     t->set_onboarding(c.onboarding);
     t->set_fingerprint(c.fingerprint);
+    t->set_replay_fingerprint(c.fingerprint);
     ASSERT_TRUE(raw.stream->Write(ack));
     v1::MothershipMessage msg;
     while (raw.stream->Read(&msg)) {
@@ -562,6 +566,28 @@ TEST_F(MothershipTest, AReportedOnboardingMustBeAKnownMethodAndAFingerprint) {
     EXPECT_EQ(ended.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << ended.error_message();
     EXPECT_NE(ended.error_message().find(c.error), std::string::npos) << ended.error_message();
     EXPECT_EQ(ended.error_message().find('\x1b'), std::string::npos);  // not echoed raw
+    EXPECT_EQ(Count("SELECT count(*) FROM agent_tenants"), tenants);
+  }
+  // Fingerprints that differ, and a name only the agent itself uses.
+  for (const auto& [name, replay, error] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"acme", std::string(64, 'b'), "an onboarding that was not proved"},
+           {"tether_pool_1", std::string(64, 'a'), "has a reserved name"}}) {
+    RawStream raw = Connected(agent);
+    v1::AgentMessage ack;
+    ack.mutable_ack()->set_revision(1);
+    v1::TenantStatus* t = ack.mutable_ack()->add_tenants();
+    t->set_name(name);
+    t->set_state(v1::TENANT_STATE_READY);
+    t->set_onboarding("template");
+    t->set_fingerprint(std::string(64, 'a'));
+    t->set_replay_fingerprint(replay);
+    ASSERT_TRUE(raw.stream->Write(ack));
+    v1::MothershipMessage msg;
+    while (raw.stream->Read(&msg)) {
+    }
+    grpc::Status ended = raw.stream->Finish();
+    EXPECT_EQ(ended.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << ended.error_message();
+    EXPECT_NE(ended.error_message().find(error), std::string::npos) << ended.error_message();
     EXPECT_EQ(Count("SELECT count(*) FROM agent_tenants"), tenants);
   }
 }

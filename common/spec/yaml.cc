@@ -1,6 +1,8 @@
 // YAML → ClusterSpec with yaml-cpp, keeping each field's line for error messages.
 #include "common/spec/yaml.h"
 
+#include <limits>
+
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
@@ -8,6 +10,7 @@
 #include <set>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
@@ -134,12 +137,19 @@ class Parser {
     return it->second;
   }
 
+  // A plain decimal number: not a quoted or tagged string that looks like one, and never
+  // octal or hex (yaml-cpp would read 010 as 8).
   int Integer(const YAML::Node& n, const std::string& field) {
-    int value = 0;
-    if (!n.IsScalar() || !YAML::convert<int>::decode(n, value)) {
+    int64_t value = 0;
+    if (!n.IsScalar() || n.Tag() != "?" || !absl::SimpleAtoi(n.Scalar(), &value) ||
+        n.Scalar().find_first_not_of("+-0123456789") != std::string::npos) {
       throw ParseError{Line(n), field, "must be a whole number"};
     }
-    return value;
+    if (value < std::numeric_limits<int>::min() || value > std::numeric_limits<int>::max()) {
+      throw ParseError{Line(n), field,
+                       absl::StrCat(absl::CEscape(n.Scalar().substr(0, 24)), " is out of range")};
+    }
+    return static_cast<int>(value);
   }
 
   bool Bool(const YAML::Node& n, const std::string& field) {

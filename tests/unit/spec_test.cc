@@ -117,6 +117,17 @@ TEST_F(SpecTest, ErrorsNameTheFileTheLineAndTheField) {
             "spec.yaml:3: warm_pool: is for onboarding template only (databases cloned ahead)");
   EXPECT_EQ(ErrorOf("cluster: shop\nonboarding: template\nwarm_pool: 65\n"),
             "spec.yaml:3: warm_pool: must be between 0 and 64");
+  // Numbers are plain decimal: no strings that look like one, no octal or hex.
+  for (const std::string n : {"\"2\"", "'2'", "!!str 2", "0x2", "2.0", "1e1", "two"}) {
+    EXPECT_EQ(ErrorOf("cluster: shop\nonboarding: template\nwarm_pool: " + n + "\n"),
+              "spec.yaml:3: warm_pool: must be a whole number")
+        << n;
+  }
+  EXPECT_EQ(ErrorOf("cluster: shop\nonboarding: template\nwarm_pool: 1099511627776\n"),
+            "spec.yaml:3: warm_pool: 1099511627776 is out of range");
+  auto octal_looking = Load("cluster: shop\nonboarding: template\nwarm_pool: 010\n");
+  ASSERT_TRUE(octal_looking.ok()) << octal_looking.status();
+  EXPECT_EQ(octal_looking->warm_pool(), 10);  // as YAML 1.2 reads it
 }
 
 TEST_F(SpecTest, HostileNamesAreRefused) {

@@ -24,7 +24,10 @@ void WithoutLeftovers::Replenish(const StepFn& step, const absl::Notification* s
   const bool template_kept = kind_ == v1::ONBOARDING_TEMPLATE;
   const bool snapshot_kept = kind_ == v1::ONBOARDING_SNAPSHOT;
   std::set<std::string> unused;
-  if (!snapshot_kept) unused.insert(kSnapshotTenant);
+  if (!snapshot_kept) {
+    unused.insert(kSnapshotTenant);
+    unused.insert(kSnapshotCheckTenant);
+  }
   if (!template_kept && !snapshot_kept) unused.insert(kReferenceTenant);
   if (tenancy_ == v1::TENANCY_SCHEMA) {
     // Schemas: dropping one that is not there is a no-op.
@@ -41,7 +44,8 @@ void WithoutLeftovers::Replenish(const StepFn& step, const absl::Notification* s
     if (!leftover) continue;
     absl::Status st = databases_.Drop(db.name);
     step(st.ok() ? absl::StrCat("dropped ", db.name, ": onboarding is no longer ",
-                                 db.name == kSnapshotTenant ? "snapshot" : "template")
+                                 absl::StartsWith(db.name, kSnapshotTenant) ? "snapshot"
+                                                                            : "template")
                  : absl::StrCat("cannot drop ", db.name, ": ", st.message()));
   }
 }

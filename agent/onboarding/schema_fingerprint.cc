@@ -105,6 +105,43 @@ constexpr const char* kQueries[] = {
 
 }  // namespace
 
+absl::StatusOr<SchemaFingerprint> FingerprintSchemaIn(pqxx::transaction_base& tx,
+                                                      const std::string& schema) {
+  if (auto st = common::ValidateIdentifier("schema", schema); !st.ok()) return st;
+  auto ns = tx.exec_params("SELECT oid FROM pg_namespace WHERE nspname = $1", schema);
+  if (ns.empty()) return absl::NotFoundError(absl::StrCat("schema ", schema, " does not exist"));
+  // The schema's OID goes into the queries as a number PostgreSQL gave us, so they can be
+  // sent together: one round trip instead of one per kind of object.
+  const std::string oid = absl::StrCat(ns[0][0].as<int64_t>());
+  // Definitions print names unqualified when their schema is on the search path.
+  tx.exec("SET LOCAL search_path TO " + common::QuoteIdentifier(schema));
+  const bool has_migrations =
+      !tx.exec("SELECT 1 FROM pg_class WHERE relnamespace = " + oid +
+               " AND relname = 'schema_migrations' AND relkind = 'r'")
+           .empty();
+  pqxx::pipeline pipeline(tx);
+  std::vector<pqxx::pipeline::query_id> ids;
+  for (const char* query : kQueries) {
+    ids.push_back(pipeline.insert(absl::StrReplaceAll(query, {{"$1", oid}})));
+  }
+  // The migrations the tenant records as applied, when it records any.
+  if (has_migrations) {
+    ids.push_back(pipeline.insert(
+        "SELECT 'migration ' || migration_set || ' ' || version || ' ' || checksum "
+        "|| CASE WHEN dirty THEN ' dirty' ELSE '' END "
+        "FROM schema_migrations ORDER BY migration_set, version"));
+  }
+  pipeline.complete();
+  SchemaFingerprint out;
+  for (auto id : ids) {
+    for (const auto& row : pipeline.retrieve(id)) out.lines.push_back(row[0].as<std::string>());
+  }
+  std::string all;
+  for (const auto& line : out.lines) absl::StrAppend(&all, line, "\n");
+  out.sha256 = common::FileSha256(all);
+  return out;
+}
+
 absl::StatusOr<SchemaFingerprint> FingerprintSchema(const std::string& url,
                                                     const std::string& schema) {
   if (auto st = common::ValidateIdentifier("schema", schema); !st.ok()) return st;
@@ -113,40 +150,7 @@ absl::StatusOr<SchemaFingerprint> FingerprintSchema(const std::string& url,
   try {
     pqxx::work tx(**conn);
     tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-    auto ns = tx.exec_params("SELECT oid FROM pg_namespace WHERE nspname = $1", schema);
-    if (ns.empty()) {
-      return absl::NotFoundError(absl::StrCat("schema ", schema, " does not exist"));
-    }
-    // The schema's OID goes into the queries as a number PostgreSQL gave us, so they can be
-    // sent together: one round trip instead of one per kind of object.
-    const std::string oid = absl::StrCat(ns[0][0].as<int64_t>());
-    // Definitions print names unqualified when their schema is on the search path.
-    tx.exec("SET LOCAL search_path TO " + common::QuoteIdentifier(schema));
-    const bool has_migrations =
-        !tx.exec("SELECT 1 FROM pg_class WHERE relnamespace = " + oid +
-                 " AND relname = 'schema_migrations' AND relkind = 'r'")
-             .empty();
-    pqxx::pipeline pipeline(tx);
-    std::vector<pqxx::pipeline::query_id> ids;
-    for (const char* query : kQueries) {
-      ids.push_back(pipeline.insert(absl::StrReplaceAll(query, {{"$1", oid}})));
-    }
-    // The migrations the tenant records as applied, when it records any.
-    if (has_migrations) {
-      ids.push_back(pipeline.insert(
-          "SELECT 'migration ' || migration_set || ' ' || version || ' ' || checksum "
-          "|| CASE WHEN dirty THEN ' dirty' ELSE '' END "
-          "FROM schema_migrations ORDER BY migration_set, version"));
-    }
-    pipeline.complete();
-    SchemaFingerprint out;
-    for (auto id : ids) {
-      for (const auto& row : pipeline.retrieve(id)) out.lines.push_back(row[0].as<std::string>());
-    }
-    std::string all;
-    for (const auto& line : out.lines) absl::StrAppend(&all, line, "\n");
-    out.sha256 = common::FileSha256(all);
-    return out;
+    return FingerprintSchemaIn(tx, schema);
   } catch (const std::exception& e) {
     return common::StatusFromException(e);
   }

@@ -17,6 +17,10 @@
 
 #include "absl/status/statusor.h"
 
+namespace pqxx {
+class transaction_base;
+}
+
 namespace tether::agent {
 
 struct SchemaFingerprint {
@@ -29,6 +33,11 @@ struct SchemaFingerprint {
 // PostgreSQL does not answer.
 absl::StatusOr<SchemaFingerprint> FingerprintSchema(const std::string& url,
                                                     const std::string& schema);
+
+// The same, read in `tx` (which sees what it has written itself): a snapshot can be proved
+// in a transaction that is then rolled back. Throws what libpqxx throws.
+absl::StatusOr<SchemaFingerprint> FingerprintSchemaIn(pqxx::transaction_base& tx,
+                                                      const std::string& schema);
 
 // "" when equal; otherwise the first difference in one line, naming what each side has
 // (`column orders.note 2 …` against nothing, say).

@@ -5,8 +5,9 @@
 // Once per revision the agent brings a scratch tenant `tether_snapshot` forward by replay,
 // takes its snapshot with pg_dump (--inserts, so every statement is plain SQL; the lines only
 // psql understands, `\restrict` and the like, are stripped), stores it in its own database
-// (onboarding_snapshots) and proves it: applied to `tether_snapshot_check` it must give the
-// fingerprint of `tether_reference`, a replay under yet another name. A snapshot that does not
+// (onboarding_snapshots) and proves it: applied to `tether_snapshot_check`, in a transaction
+// read and then rolled back, it must give the fingerprint of `tether_reference`, a replay
+// under yet another name. A snapshot that does not
 // (a migration that depends on the tenant's name, or on something pg_dump does not carry) is
 // stored as unfaithful with the first difference, and that revision is onboarded by replay.
 //
@@ -60,7 +61,9 @@ class SnapshotOnboarding final : public Onboarding {
                                            int64_t target, const std::string& digest,
                                            const StepFn& step);
   absl::StatusOr<std::string> Dump(const StepFn& step);
-  // Applies `sql_` as tenant `tenant` in one transaction.
+  // The fingerprint `sql` gives applied to kSnapshotCheckTenant (rolled back afterwards).
+  absl::StatusOr<SchemaFingerprint> Check(const std::string& sql);
+  // Applies `sql` as tenant `tenant` in one transaction.
   absl::Status Apply(const std::string& sql, const std::string& tenant);
 
   ClusterAdmin* admin_;

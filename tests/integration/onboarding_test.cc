@@ -200,6 +200,7 @@ TEST_F(OnboardingTest, TheSnapshotIsPlainSqlTakenOncePerRevision) {
   Lines lines;
   ASSERT_TRUE(first->Prepare(ms, ms.back().version, lines.Fn()).ok());
   EXPECT_TRUE(lines.Has("snapshot: taken at version 14")) << lines.All();
+  EXPECT_EQ(admin->Fingerprint(kSnapshotCheckTenant).status().code(), absl::StatusCode::kNotFound);
   const std::string sql = first->snapshot_sql();
   ASSERT_FALSE(sql.empty());
   for (const auto& line : absl::StrSplit(sql, '\n')) {
@@ -356,12 +357,18 @@ TEST_F(OnboardingTest, WhatAStrategyNoLongerAskedForLeftIsDropped) {
   auto as_snapshot = Snapshot(admin.get(), v1::TENANCY_DATABASE);
   ASSERT_TRUE(as_snapshot->Prepare(ms, ms.back().version, lines.Fn()).ok());
   EXPECT_EQ(names(), (std::set<std::string>{"tether_pool_1", "tether_reference",
-                                            "tether_snapshot", "tether_template"}));
+                                            "tether_snapshot", "tether_snapshot_check",
+                                            "tether_template"}));
+  // The snapshot was proved in a transaction rolled back: its check database stays empty.
+  auto check = admin->Fingerprint(kSnapshotCheckTenant);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_TRUE(check->lines.empty()) << check->lines[0];
 
   WithoutLeftovers snapshot(std::move(as_snapshot), v1::ONBOARDING_SNAPSHOT,
                             v1::TENANCY_DATABASE, admin.get(), dbs);
   snapshot.Replenish(lines.Fn(), nullptr);
-  EXPECT_EQ(names(), (std::set<std::string>{"tether_reference", "tether_snapshot"}));
+  EXPECT_EQ(names(), (std::set<std::string>{"tether_reference", "tether_snapshot",
+                                            "tether_snapshot_check"}));
   EXPECT_TRUE(lines.Has("dropped tether_template: onboarding is no longer template"))
       << lines.All();
 

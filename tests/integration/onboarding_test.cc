@@ -91,12 +91,8 @@ class OnboardingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     admin_url_ = testing::PostgresServer::Get().AdminUrl();
-    own_url_ = testing::PostgresServer::Get().FreshDatabase();
-    auto own = common::ParseMigrations(AgentMigrationFiles());
-    ASSERT_TRUE(own.ok());
-    common::MigratorOptions options;
-    options.set_name = "tether-agent";
-    ASSERT_TRUE(common::Migrator(own_url_, *own, options, common::RealClock::Get()).Up().ok());
+    own_url_ = testing::FreshAgentDatabase();
+    ASSERT_FALSE(own_url_.empty());
     // Each test starts without a template, pool, reference or snapshot of an earlier one.
     PgDatabases dbs(admin_url_);
     auto left = dbs.List("tether_");

@@ -44,12 +44,8 @@ class ReconcileTest : public ::testing::Test {
  protected:
   void SetUp() override {
     admin_url_ = testing::PostgresServer::Get().AdminUrl();
-    own_url_ = testing::PostgresServer::Get().FreshDatabase();
-    auto own = common::ParseMigrations(AgentMigrationFiles());
-    ASSERT_TRUE(own.ok());
-    common::MigratorOptions options;
-    options.set_name = "tether-agent";
-    ASSERT_TRUE(common::Migrator(own_url_, *own, options, common::RealClock::Get()).Up().ok());
+    own_url_ = testing::FreshAgentDatabase();
+    ASSERT_FALSE(own_url_.empty());
     records_ = std::make_unique<PgTenantRecords>(own_url_);
     // Tenants are databases on the harness's one server: names unique to this test run.
     static int run = 0;

@@ -189,9 +189,9 @@ TEST_F(CommandRecordsTest, ATenantsOnboardingIsKeptByLaterWrites) {
 }
 
 TEST_F(CommandRecordsTest, TheAgentsMigrationsGoDownAndUpAgain) {
-  auto down = Migrator().Down(2);
+  auto down = Migrator().Down(3);
   ASSERT_TRUE(down.ok()) << down.status();
-  EXPECT_EQ(*down, 2);
+  EXPECT_EQ(*down, 3);
   {
     pqxx::connection c(url_);
     pqxx::nontransaction tx(c);
@@ -199,13 +199,14 @@ TEST_F(CommandRecordsTest, TheAgentsMigrationsGoDownAndUpAgain) {
                        "WHERE table_name = 'tenants' AND column_name IN ('held', 'onboarding')")[0]
                   .as<int>(),
               0);
-    EXPECT_EQ(tx.exec1("SELECT count(*) FROM pg_class WHERE relname = 'onboarding_snapshots'")[0]
+    EXPECT_EQ(tx.exec1("SELECT count(*) FROM pg_class "
+                       "WHERE relname IN ('onboarding_snapshots', 'leadership')")[0]
                   .as<int>(),
               0);
   }
   auto up = Migrator().Up();
   ASSERT_TRUE(up.ok()) << up.status();
-  EXPECT_EQ(*up, 2);
+  EXPECT_EQ(*up, 3);
 }
 
 }  // namespace

@@ -1,0 +1,2 @@
+DROP FUNCTION tether_fence(text, bigint);
+DROP TABLE leadership;

@@ -65,6 +65,14 @@ absl::StatusOr<SchemaFingerprint> ReplayInto(ClusterAdmin* admin, const std::str
   return admin->Fingerprint(name);
 }
 
+absl::Status ReplayInstead(const std::string& strategy, const std::string& what,
+                           const absl::Status& why, const StepFn& step) {
+  if (absl::IsUnavailable(why)) return why;
+  step(absl::StrCat(strategy, ": cannot ", what, " (", why.message(),
+                    "); new tenants replay their migrations"));
+  return absl::OkStatus();
+}
+
 std::string MigrationsDigest(const std::vector<common::Migration>& migrations, int64_t up_to) {
   std::string all;
   for (const auto& m : migrations) {

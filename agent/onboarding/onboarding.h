@@ -92,6 +92,13 @@ absl::StatusOr<SchemaFingerprint> ReplayInto(ClusterAdmin* admin, const std::str
                                              const std::vector<common::Migration>& migrations,
                                              int64_t target_version, const StepFn& step);
 
+// How a strategy's Prepare gives up on a revision: PostgreSQL not answering is returned (the
+// reconcile fails and is retried); anything else is said in a line — "<strategy>: cannot
+// <what> (<why>); new tenants replay their migrations" — and OK is returned, so the revision is
+// onboarded by replay.
+absl::Status ReplayInstead(const std::string& strategy, const std::string& what,
+                           const absl::Status& why, const StepFn& step);
+
 // What a template, pool database or snapshot was built from: a hash over the version and
 // checksum of every migration up to `up_to`.
 std::string MigrationsDigest(const std::vector<common::Migration>& migrations, int64_t up_to);

@@ -191,10 +191,8 @@ absl::Status SnapshotOnboarding::Prepare(const std::vector<common::Migration>& m
   if (target_version <= 0) return absl::OkStatus();
   auto reference = ReplayInto(admin_, kReferenceTenant, migrations, target_version, step);
   if (!reference.ok()) {
-    if (absl::IsUnavailable(reference.status())) return reference.status();
-    step(absl::StrCat("snapshot: cannot replay the migrations into ", kReferenceTenant, " (",
-                      reference.status().message(), "); new tenants replay their migrations"));
-    return absl::OkStatus();
+    return ReplayInstead(name(), absl::StrCat("replay the migrations into ", kReferenceTenant),
+                         reference.status(), step);
   }
   reference_ = *std::move(reference);
   const std::string digest = MigrationsDigest(migrations, target_version);
@@ -210,12 +208,7 @@ absl::Status SnapshotOnboarding::Prepare(const std::vector<common::Migration>& m
     return absl::OkStatus();
   }
   auto sql = TakeSnapshot(migrations, target_version, digest, step);
-  if (!sql.ok()) {
-    if (absl::IsUnavailable(sql.status())) return sql.status();
-    step(absl::StrCat("snapshot: cannot take it (", sql.status().message(),
-                      "); new tenants replay their migrations"));
-    return absl::OkStatus();
-  }
+  if (!sql.ok()) return ReplayInstead(name(), "take it", sql.status(), step);
   sql_ = *std::move(sql);
   return absl::OkStatus();
 }

@@ -84,18 +84,13 @@ absl::Status TemplateOnboarding::Prepare(const std::vector<common::Migration>& m
   if (target_version <= 0) return absl::OkStatus();  // nothing to copy: creating is as fast
   auto reference = ReplayInto(admin_, kReferenceTenant, migrations, target_version, step);
   if (!reference.ok()) {
-    if (absl::IsUnavailable(reference.status())) return reference.status();
-    step(absl::StrCat("template: cannot replay the migrations into ", kReferenceTenant, " (",
-                      reference.status().message(), "); new tenants replay their migrations"));
-    return absl::OkStatus();
+    return ReplayInstead(name(), absl::StrCat("replay the migrations into ", kReferenceTenant),
+                         reference.status(), step);
   }
   reference_ = *std::move(reference);
   auto mark = BringTemplateForward(migrations, target_version, step);
   if (!mark.ok()) {
-    if (absl::IsUnavailable(mark.status())) return mark.status();
-    step(absl::StrCat("template: cannot build ", kTemplateDatabase, " (", mark.status().message(),
-                      "); new tenants replay their migrations"));
-    return absl::OkStatus();
+    return ReplayInstead(name(), absl::StrCat("build ", kTemplateDatabase), mark.status(), step);
   }
   mark_ = *mark;
   if (mark_.fingerprint != reference_.sha256) {

@@ -22,8 +22,6 @@ bool IsReservedTenantName(const std::string& name) {
 
 namespace {
 
-bool IsReserved(const std::string& name) { return IsReservedTenantName(name); }
-
 // A value for an error message: escaped, and cut so a hostile 1 MB name stays one short line.
 std::string Shown(const std::string& s) {
   std::string cut = s.size() > 80 ? s.substr(0, 80) : s;
@@ -87,7 +85,7 @@ std::optional<SpecProblem> FindSpecProblem(const v1::ClusterSpec& spec) {
   if (spec.tenancy() != v1::TENANCY_DATABASE && spec.tenancy() != v1::TENANCY_SCHEMA) {
     return SpecProblem{"tenancy", "must be database or schema"};
   }
-  if (spec.tenancy() == v1::TENANCY_SCHEMA && IsReserved(spec.cluster())) {
+  if (spec.tenancy() == v1::TENANCY_SCHEMA && IsReservedTenantName(spec.cluster())) {
     return SpecProblem{"cluster", absl::StrCat("\"", spec.cluster(),
                                                "\" is reserved and cannot hold schema tenants")};
   }
@@ -148,7 +146,7 @@ std::optional<SpecProblem> FindSpecProblem(const v1::ClusterSpec& spec) {
     if (auto st = ValidateIdentifier("tenant", name); !st.ok()) {
       return SpecProblem{field, std::string(st.message())};
     }
-    if (IsReserved(name)) {
+    if (IsReservedTenantName(name)) {
       return SpecProblem{field, absl::StrCat("tenant name \"", name,
                                              "\" is reserved (postgres, template*, public, "
                                              "information_schema, pg_*, tether_*)")};

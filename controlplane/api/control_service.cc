@@ -79,28 +79,28 @@ class CommandFollower final : public FollowReactor<v1::CommandEvent> {
   absl::StatusOr<Batch> Fetch() override {
     constexpr int kBatch = 500;
     Batch batch;
+    // The status first: every line it counts was stored before it was read, so the read of the
+    // lines that follows sees them all, and the status goes out after its last line — a
+    // follower's final event is the ended command, never a line.
+    auto status = commands_->Get(request_.id());
+    if (!status.ok()) return status.status();
     auto lines = commands_->Lines(request_.id(), after_, kBatch);
     if (!lines.ok()) return lines.status();
     for (auto& line : *lines) {
       after_ = line.seq();
       *batch.items.emplace_back().mutable_line() = std::move(line);
     }
-    if (static_cast<int>(lines->size()) == kBatch) {
-      batch.more = true;
+    if (static_cast<int>(lines->size()) == kBatch || status->lines() > after_) {
+      batch.more = true;  // the status waits for its lines
       return batch;
     }
-    auto status = commands_->Get(request_.id());
-    if (!status.ok()) return status.status();
     std::string digest;
     status->SerializeToString(&digest);
     if (digest != last_status_) {
       last_status_ = digest;
       *batch.items.emplace_back().mutable_status() = *status;
     }
-    // Lines stored after ours were read come with the next read.
-    const bool all_lines = status->lines() <= after_;
-    batch.more = !all_lines;
-    batch.end = all_lines && (!request_.follow() || IsTerminal(status->state()));
+    batch.end = !request_.follow() || IsTerminal(status->state());
     return batch;
   }
   bool Wakes(const Change& change) override {

@@ -99,14 +99,22 @@ absl::Status Agent::Start() {
   link.backoff.max = config_.reconnect_max;
   // PostgreSQL is provisioned, and revisions reconciled, only for an agent the mothership
   // accepted.
-  link.on_identity = [this](const Identity&) {
+  link.on_identity = [this](const Identity& identity) {
     absl::MutexLock lock(&stop_mu_);
     if (!provisioning_thread_.joinable() && !stop_.HasBeenNotified()) {
+      if (fence_ != nullptr) {
+        fence_->set_cluster(identity.cluster);
+        leadership_ = std::make_unique<LeadershipLoop>(
+            LeadershipOptions{config_.database_url, identity.cluster, identity.name}, fence_.get(),
+            clock_, &random_, [this] { return provisioning_->ready(); },
+            [this](v1::AgentRole role, int64_t epoch) { OnRole(role, epoch); });
+        leadership_thread_ = std::thread([this] { leadership_->Run(&stop_); });
+      }
       provisioning_thread_ = std::thread([this] { provisioning_->Run(&stop_); });
       reconcile_thread_ = std::thread([this] {
         reconcile_->Run(&stop_, [this](int64_t applied) {
           link_->SetAppliedRevision(applied);
-          StartCommands();
+          if (fence_ == nullptr) StartCommands();  // a pro agent: once it leads (OnRole)
         });
       });
     }
@@ -117,8 +125,14 @@ absl::Status Agent::Start() {
   };
   link.on_command = [this](const v1::Command& command) { commands_->OnCommand(command); };
   link.on_stream_closed = [this] { commands_->StreamClosed(); };
+  if (config_.provisioner == ProvisionerKind::kExternal) {
+    fence_ = std::make_unique<WriteFence>();
+    health_.SetRole(v1::AGENT_ROLE_STANDBY, 0);
+  } else {
+    health_.SetRole(v1::AGENT_ROLE_STANDALONE, 0);
+  }
   environment_ = std::make_unique<AgentEnvironment>(config_.provisioner, provisioner_.get(),
-                                                    provisioning_.get(), clock_);
+                                                    provisioning_.get(), fence_.get(), clock_);
   reconcile_ = std::make_unique<ReconcileLoop>(
       environment_.get(), clock_, &random_,
       [this](const ReconcileReport& report) { link_->Reconciled(report); });
@@ -136,6 +150,8 @@ absl::Status Agent::Start() {
   };
   commands.tenants_changed = [this] { reconcile_->ReconcileNow(); };
   commands_ = std::make_unique<CommandDispatcher>(clock_, std::move(commands));
+  // A pro agent acts once it leads.
+  if (fence_ != nullptr) reconcile_->SetActing(false);
   reconcile_->set_command_lines(
       [this](const std::string& command_id) { return commands_->ApplyLines(command_id); });
 
@@ -208,6 +224,26 @@ void Agent::StartCommands() {
   }
 }
 
+void Agent::OnRole(v1::AgentRole role, int64_t epoch) {
+  health_.SetRole(role, epoch);
+  // The mothership hears of it before anything this agent does as leader (it routes the
+  // cluster's commands by it).
+  link_->SendHealthNow();
+  if (role != v1::AGENT_ROLE_LEADER) {
+    reconcile_->SetActing(false);
+    return;
+  }
+  // What the last leader left under way is resumed before any reconcile (the loop runs tasks
+  // first); records that cannot be read now are tried again on the reconcile thread.
+  auto records = environment_->Commands();
+  absl::Status st = records.ok() ? commands_->ResumeUnfinished(*records) : records.status();
+  if (!st.ok()) {
+    spdlog::warn("cannot read the command records reason=\"{}\"; trying again", st.message());
+    reconcile_->Schedule([this](const absl::Notification*) { StartCommands(); });
+  }
+  reconcile_->SetActing(true);
+}
+
 absl::Status Agent::Wait() {
   link_done_.WaitForNotification();
   return link_status_;
@@ -224,6 +260,7 @@ void Agent::Stop() {
   if (link_thread_.joinable()) link_thread_.join();
   // The link thread, the only one that starts the provisioning thread, has ended.
   if (provisioning_thread_.joinable()) provisioning_thread_.join();
+  if (leadership_thread_.joinable()) leadership_thread_.join();
   if (reconcile_thread_.joinable()) reconcile_thread_.join();
   if (health_server_ != nullptr) {
     health_.SetListener(nullptr);

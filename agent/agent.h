@@ -2,7 +2,10 @@
 // the reconcile loop, each on its own thread, sharing HealthState; commands from the link go
 // through the CommandDispatcher and run on the reconcile thread between reconciles. The agent registers and keeps
 // its stream while PostgreSQL is still being provisioned (skeleton boot); revisions the link
-// receives wait in the reconcile loop until PostgreSQL is ready. Start/Stop from one thread.
+// receives wait in the reconcile loop until PostgreSQL is ready. A pro agent (external
+// provisioner) also runs a leadership thread: it acts (reconciles, runs commands) only while it
+// leads, every write it makes carries its fence, and its role travels with its health.
+// Start/Stop from one thread.
 #pragma once
 
 #include <grpcpp/generic/async_generic_service.h>
@@ -17,6 +20,8 @@
 #include "agent/config.h"
 #include "agent/health_state.h"
 #include "agent/environment.h"
+#include "agent/leadership/leadership_loop.h"
+#include "agent/leadership/write_fence.h"
 #include "agent/link/mothership_link.h"
 #include "agent/reconcile/reconcile_loop.h"
 #include "agent/provision/provisioner.h"
@@ -52,6 +57,8 @@ class Agent {
   CommandResult RunCommand(const CommandRecord& record, const CommandIo& io, CommandStops stops);
   // Once PostgreSQL is ready: the dispatcher gets its records and resumes what was under way.
   void StartCommands();
+  // Pro mode: the leadership thread says what this agent now is.
+  void OnRole(v1::AgentRole role, int64_t epoch);
 
   AgentConfig config_;
   common::Clock* clock_;
@@ -68,7 +75,10 @@ class Agent {
   std::unique_ptr<AgentEnvironment> environment_;
   std::unique_ptr<ReconcileLoop> reconcile_;
   std::unique_ptr<CommandDispatcher> commands_;
+  std::unique_ptr<WriteFence> fence_;             // pro mode only
+  std::unique_ptr<LeadershipLoop> leadership_;    // pro mode only
   std::thread link_thread_;
+  std::thread leadership_thread_;
   std::thread provisioning_thread_;
   std::thread reconcile_thread_;
   std::unique_ptr<grpc::CallbackGenericService> health_generic_;

@@ -52,6 +52,7 @@ std::unique_ptr<Onboarding> AgentEnvironment::Strategy(const v1::ClusterSpec& sp
 PgClusterAdminOptions AgentEnvironment::AdminOptions(const v1::ClusterSpec& spec) const {
   PgClusterAdminOptions options;
   options.tenancy = spec.tenancy();
+  options.fence = fence_;
   if (kind_ == ProvisionerKind::kExternal) {
     // The URL names a database on a server we share: tenants' databases sit beside it, tenants'
     // schemas inside it.
@@ -76,7 +77,7 @@ absl::StatusOr<TenantRecords*> AgentEnvironment::Records() {
   const std::string url = provisioning_->database_url();
   if (url.empty()) return absl::UnavailableError("PostgreSQL is not ready");
   absl::MutexLock lock(&mu_);
-  if (records_ == nullptr) records_ = std::make_unique<PgTenantRecords>(url);
+  if (records_ == nullptr) records_ = std::make_unique<PgTenantRecords>(url, fence_);
   return records_.get();
 }
 
@@ -84,7 +85,7 @@ absl::StatusOr<CommandRecords*> AgentEnvironment::Commands() {
   const std::string url = provisioning_->database_url();
   if (url.empty()) return absl::UnavailableError("PostgreSQL is not ready");
   absl::MutexLock lock(&mu_);
-  if (commands_ == nullptr) commands_ = std::make_unique<PgCommandRecords>(url);
+  if (commands_ == nullptr) commands_ = std::make_unique<PgCommandRecords>(url, fence_);
   return commands_.get();
 }
 
@@ -109,6 +110,7 @@ absl::Status AgentEnvironment::SaveAppliedRevision(int64_t revision) {
   if (!conn.ok()) return conn.status();
   try {
     pqxx::work tx(**conn);
+    if (auto st = CheckFence(fence_, tx); !st.ok()) return st;
     tx.exec_params(
         "INSERT INTO agent_state (key, value, updated_at) VALUES ('applied_revision', $1, now()) "
         "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",

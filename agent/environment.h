@@ -1,7 +1,7 @@
 // AgentEnvironment: what the reconcile loop needs from the running agent — readiness from the
 // provisioning loop, a PgClusterAdmin for a spec's tenancy on the provisioned server, the
 // tenant and command records and applied revision in the agent's own database, and the spec's
-// onboarding strategy. Thread-safe.
+// onboarding strategy. A pro agent's writes to its database carry its WriteFence. Thread-safe.
 #pragma once
 
 #include <memory>
@@ -21,9 +21,14 @@ namespace tether::agent {
 
 class AgentEnvironment final : public ReconcileEnvironment {
  public:
+  // `fence`: null for a lite agent; outlives the environment.
   AgentEnvironment(ProvisionerKind kind, Provisioner* provisioner, ProvisioningLoop* provisioning,
-                   common::Clock* clock)
-      : kind_(kind), provisioner_(provisioner), provisioning_(provisioning), clock_(clock) {}
+                   const WriteFence* fence, common::Clock* clock)
+      : kind_(kind),
+        provisioner_(provisioner),
+        provisioning_(provisioning),
+        fence_(fence),
+        clock_(clock) {}
 
   bool Ready() override { return provisioning_->ready(); }
   absl::StatusOr<std::unique_ptr<ClusterAdmin>> Admin(const v1::ClusterSpec& spec) override;
@@ -45,6 +50,7 @@ class AgentEnvironment final : public ReconcileEnvironment {
   const ProvisionerKind kind_;
   Provisioner* provisioner_;
   ProvisioningLoop* provisioning_;
+  const WriteFence* fence_;
   common::Clock* clock_;
   absl::Mutex mu_;
   std::unique_ptr<PgTenantRecords> records_ ABSL_GUARDED_BY(mu_);

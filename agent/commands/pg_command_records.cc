@@ -80,6 +80,7 @@ absl::StatusOr<bool> PgCommandRecords::Write(const CommandRecord& record, bool r
               : "ON CONFLICT (command_id) DO NOTHING ";
   return pool_.Run([&](pqxx::connection& c) -> absl::StatusOr<bool> {
     pqxx::work tx(c);
+    if (auto st = CheckFence(fence_, tx); !st.ok()) return st;
     auto rows = tx.exec_params(absl::StrCat(
         "INSERT INTO agent_commands (command_id, kind, state, command, attempt, detail, "
         "steps_done, steps_total, error, started_at, finished_at) "

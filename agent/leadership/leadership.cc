@@ -1,4 +1,4 @@
-// Leadership: an advisory lock and a fencing epoch.
+// Leadership: an advisory lock, a lease and a fencing epoch.
 #include "agent/leadership/leadership.h"
 
 #include <pqxx/pqxx>
@@ -11,16 +11,22 @@ namespace tether::agent {
 namespace {
 
 // The leadership connection notices a dead peer within seconds: keepalives from 2 s idle, every
-// 1 s, 3 unanswered end it; unacknowledged data is given 5 s.
+// 1 s, 3 unanswered end it; unacknowledged data is given 5 s. The server is asked the same for
+// its side (the options below), so a leader whose network dies loses its session, and the lock,
+// in seconds rather than the kernel's two hours.
 std::string WithKeepalives(const std::string& url) {
   return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&",
                       "keepalives=1&keepalives_idle=2&keepalives_interval=1&keepalives_count=3"
-                      "&tcp_user_timeout=5000&application_name=tether-leadership");
+                      "&tcp_user_timeout=5000&application_name=tether-leadership"
+                      "&options=-c%20tcp_keepalives_idle%3D2%20-c%20tcp_keepalives_interval%3D1"
+                      "%20-c%20tcp_keepalives_count%3D3%20-c%20tcp_user_timeout%3D5000");
 }
 
 // The advisory lock key of a cluster's leadership (one bigint key: a space apart from the
 // two-key locks of common/pg/lock_keys.h).
 constexpr const char* kLockKey = "hashtextextended('tether-leader:' || $1, 0)";
+
+std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
 
 }  // namespace
 
@@ -28,33 +34,56 @@ Leadership::Leadership(LeadershipOptions options) : options_(std::move(options))
 
 Leadership::~Leadership() { Resign(); }
 
-absl::StatusOr<int64_t> Leadership::TryLead() {
-  if (epoch_ != 0 && StillLeads()) return epoch_;
-  Resign();
+absl::Status Leadership::Connect() {
+  if (conn_ != nullptr && conn_->is_open()) return absl::OkStatus();
   auto conn = common::Connect(WithKeepalives(options_.url));
   if (!conn.ok()) return conn.status();
+  conn_ = *std::move(conn);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Leadership::TryLead(absl::Duration wait) {
+  if (epoch_ != 0) {
+    if (StillLeads()) return epoch_;
+  }
+  if (auto st = Connect(); !st.ok()) return st;
   try {
     {
-      pqxx::nontransaction tx(**conn);
-      if (!tx.exec_params1(absl::StrCat("SELECT pg_try_advisory_lock(", kLockKey, ")"),
-                           options_.cluster)[0]
-               .as<bool>()) {
-        return 0;
+      pqxx::nontransaction tx(*conn_);
+      if (wait <= absl::ZeroDuration()) {
+        if (!tx.exec_params1(absl::StrCat("SELECT pg_try_advisory_lock(", kLockKey, ")"),
+                             options_.cluster)[0]
+                 .as<bool>()) {
+          return 0;
+        }
+      } else {
+        // In the lock's queue: granted the moment the leader's session ends.
+        tx.exec(absl::StrCat("SET lock_timeout = ", Millis(wait)));
+        try {
+          tx.exec_params(absl::StrCat("SELECT pg_advisory_lock(", kLockKey, ")"),
+                         options_.cluster);
+        } catch (const pqxx::sql_error& e) {
+          if (e.sqlstate() == "55P03") return 0;  // lock_not_available: someone leads
+          throw;
+        }
       }
     }
-    pqxx::work tx(**conn);
+    pqxx::work tx(*conn_);
+    tx.exec("SET LOCAL lock_timeout = 0");
     const int64_t epoch =
         tx.exec_params1(
-              "INSERT INTO leadership (cluster, epoch, leader) VALUES ($1, 1, $2) "
+              "INSERT INTO leadership (cluster, epoch, leader, since, renewed_at, holder_pid) "
+              "VALUES ($1, 1, $2, now(), now(), pg_backend_pid()) "
               "ON CONFLICT (cluster) DO UPDATE SET epoch = leadership.epoch + 1, "
-              "leader = EXCLUDED.leader, since = now() RETURNING epoch",
+              "leader = EXCLUDED.leader, since = now(), renewed_at = now(), "
+              "holder_pid = pg_backend_pid() RETURNING epoch",
               options_.cluster, options_.agent)[0]
             .as<int64_t>();
     tx.commit();
-    conn_ = *std::move(conn);
     epoch_ = epoch;
     return epoch_;
   } catch (const std::exception& e) {
+    Resign();
     return common::StatusFromException(e);
   }
 }
@@ -63,13 +92,43 @@ bool Leadership::StillLeads() {
   if (conn_ == nullptr || epoch_ == 0) return false;
   try {
     pqxx::nontransaction tx(*conn_);
-    auto row = tx.exec_params("SELECT epoch FROM leadership WHERE cluster = $1", options_.cluster);
-    if (!row.empty() && row[0][0].as<int64_t>() == epoch_) return true;
+    auto rows = tx.exec_params(
+        "UPDATE leadership SET renewed_at = now() WHERE cluster = $1 AND epoch = $2 RETURNING 1",
+        options_.cluster, epoch_);
+    if (!rows.empty()) return true;
   } catch (const std::exception&) {
     // The connection is gone, and the lock with it.
   }
   Resign();
   return false;
+}
+
+absl::StatusOr<std::string> Leadership::BreakStaleLease(absl::Duration lease) {
+  if (epoch_ != 0) return std::string();
+  if (auto st = Connect(); !st.ok()) return st;
+  try {
+    pqxx::nontransaction tx(*conn_);
+    // The backend holding the lock (a bigint key is split into classid and objid, objsubid 1),
+    // when the lease of the cluster's leader is older than `lease` by the server's clock.
+    auto rows = tx.exec_params(
+        absl::StrCat(
+            "SELECT k.pid, s.leader FROM leadership s, pg_locks k "
+            "WHERE s.cluster = $1 AND s.renewed_at < now() - make_interval(secs => $2 / 1000.0) "
+            "AND k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 "
+            "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND ((k.classid::bigint << 32) | k.objid::bigint) = ",
+            kLockKey),
+        options_.cluster, absl::ToInt64Milliseconds(lease));
+    if (rows.empty()) return std::string();
+    const int pid = rows[0][0].as<int>();
+    const std::string leader = rows[0][1].as<std::string>();
+    // With a timeout: returns once that backend is gone and the lock free.
+    tx.exec_params("SELECT pg_terminate_backend($1, 5000)", pid);
+    return leader;
+  } catch (const std::exception& e) {
+    Resign();
+    return common::StatusFromException(e);
+  }
 }
 
 void Leadership::Resign() {

@@ -1,10 +1,17 @@
 // Leadership (pro mode): of the agents of one cluster sharing a PostgreSQL, one leads. It holds
 // a session-level advisory lock on a connection of its own (TCP keepalives and a user timeout
-// on it, so a silent network death ends the session in seconds) and, in the transaction that
-// follows taking the lock, bumps the cluster's fencing epoch (the `leadership` table). Every
-// transaction a leader writes in starts with Fence(): the database refuses it once the epoch
-// has moved on, so a deposed leader's late write fails rather than being skipped by good
-// manners. Thread-compatible: one thread drives an instance; Fence is a free function.
+// on both ends of it, so a silent network death ends the session in seconds) and, in the
+// transaction that follows taking the lock, bumps the cluster's fencing epoch (the `leadership`
+// table). Every transaction a leader writes in starts with Fence(): the database refuses it
+// once the epoch has moved on, so a deposed leader's late write fails rather than being skipped
+// by good manners.
+//
+// A leader renews a lease in the same row every second. A standby waits for the lock in the
+// server's lock queue (so a leader whose session ends is followed at once) and, between waits,
+// looks at the lease: one not renewed for longer than the lease time belongs to a leader that
+// is cut off without its session having ended, and the standby ends that session
+// (pg_terminate_backend of the lock's holder) and takes over.
+// Thread-compatible: one thread drives an instance; Fence is a free function.
 #pragma once
 
 #include <pqxx/pqxx>
@@ -15,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace tether::agent {
 
@@ -29,13 +37,16 @@ class Leadership {
   explicit Leadership(LeadershipOptions options);
   ~Leadership();
 
-  // Leads if no other agent of the cluster does: the epoch this agent leads in, or 0 when
-  // another agent holds leadership. Leading already, returns its epoch. kUnavailable when
-  // PostgreSQL does not answer.
-  absl::StatusOr<int64_t> TryLead();
-  // Still the leader: the connection is alive and the cluster's epoch is ours. Call before
-  // each step that writes.
+  // Leads if no other agent of the cluster does, waiting up to `wait` in the lock's queue: the
+  // epoch this agent leads in, or 0 when another agent still holds leadership. Leading already,
+  // renews and returns its epoch. kUnavailable when PostgreSQL does not answer.
+  absl::StatusOr<int64_t> TryLead(absl::Duration wait = absl::ZeroDuration());
+  // Renews the lease: true while the connection is alive and the cluster's epoch is ours.
+  // Otherwise resigns (the connection is closed) and returns false.
   bool StillLeads();
+  // For a standby: when the cluster's lease has not been renewed for `lease`, ends the session
+  // that holds the leadership lock and returns its leader's name ("" when nothing was stale).
+  absl::StatusOr<std::string> BreakStaleLease(absl::Duration lease);
   // 0 unless leading.
   int64_t epoch() const { return epoch_; }
   // Gives leadership up: the connection, and with it the lock, is closed.
@@ -44,6 +55,8 @@ class Leadership {
   int backend_pid() const;
 
  private:
+  absl::Status Connect();
+
   const LeadershipOptions options_;
   std::unique_ptr<pqxx::connection> conn_;
   int64_t epoch_ = 0;

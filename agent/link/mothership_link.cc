@@ -125,6 +125,15 @@ bool MothershipLink::SendCommandUpdate(const v1::CommandUpdate& update) {
   return session != nullptr && session->SendCommandUpdate(update);
 }
 
+bool MothershipLink::SendHealthNow() {
+  std::shared_ptr<LinkSession> session;
+  {
+    absl::MutexLock lock(&mu_);
+    session = session_;
+  }
+  return session != nullptr && session->SendHeartbeat();
+}
+
 void MothershipLink::SetAppliedRevision(int64_t revision) {
   std::shared_ptr<LinkSession> session;
   {

@@ -68,6 +68,8 @@ class MothershipLink {
   void Reconciled(const ReconcileReport& report);
   // Sends a command's update on the current stream; false when there is none.
   bool SendCommandUpdate(const v1::CommandUpdate& update);
+  // Sends the agent's health (and role) now, not at the next heartbeat; false without a stream.
+  bool SendHealthNow();
   // The revision the agent's own records say it applied last (Hello carries it).
   void SetAppliedRevision(int64_t revision);
 

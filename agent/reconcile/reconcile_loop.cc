@@ -35,6 +35,11 @@ void ReconcileLoop::ReconcileNow() {
   again_ = true;
 }
 
+void ReconcileLoop::SetActing(bool acting) {
+  absl::MutexLock lock(&mu_);
+  acting_ = acting;
+}
+
 absl::StatusOr<CommandEnvironment> ReconcileLoop::ForCommand(int64_t min_revision) {
   CommandEnvironment out;
   {
@@ -70,23 +75,24 @@ ReconcileLoop::Work ReconcileLoop::Next(absl::Time deadline, const absl::Notific
   for (;;) {
     const absl::Time now = clock_->Now();
     const bool take_tasks = env_->Ready();  // looked at again at least every ready_poll
+    bool standing_by = false;
     {
       absl::MutexLock lock(&mu_);
       // Only tasks that are due (in the order they were scheduled).
       auto due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         // A task that needs a desired state and finds none asks to be run again later
         // (ForCommand says kUnavailable); one that needs none, a reprovision, runs now.
-        if (!take_tasks) return false;
+        if (!take_tasks || !acting_) return false;
         for (const Scheduled& t : tasks_) {
           if (t.not_before <= now) return true;
         }
         return false;
       };
       auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return desired_.has_value() || due() || again_;
+        return acting_ && (desired_.has_value() || due() || again_);
       };
-      // Woken by Desire(), Schedule() and ReconcileNow(); looks at the clock and `stop` at
-      // least every ready_poll.
+      // Woken by Desire(), Schedule(), ReconcileNow() and SetActing(); looks at the clock and
+      // `stop` at least every ready_poll.
       mu_.AwaitWithTimeout(absl::Condition(&has_work), options_.ready_poll);
       if (has_work()) {
         work.desired = std::move(desired_);
@@ -106,9 +112,11 @@ ReconcileLoop::Work ReconcileLoop::Next(absl::Time deadline, const absl::Notific
         again_ = false;
         return work;
       }
+      standing_by = !acting_;
     }
     if (stop->HasBeenNotified()) return work;
-    if (clock_->Now() >= deadline) {
+    // A standby's retries and resyncs are not due: it waits to lead.
+    if (!standing_by && clock_->Now() >= deadline) {
       work.timed_out = true;
       return work;
     }
@@ -207,6 +215,22 @@ void ReconcileLoop::Run(const absl::Notification* stop,
                                     stop);
     }
     if (stop->HasBeenNotified() && absl::IsCancelled(report.status)) return;
+    bool acting;
+    {
+      absl::MutexLock lock(&mu_);
+      acting = acting_;
+      // Leadership was lost part-way (pro mode): the leader that follows does this revision;
+      // should this agent lead again, it does it itself.
+      if (!acting && !desired_.has_value()) desired_ = current;
+    }
+    if (!acting) {
+      spdlog::info("reconcile of revision={} ended by the loss of leadership: {}", report.revision,
+                   report.status.ok() ? "done" : std::string(report.status.message()));
+      current.reset();
+      settled = false;
+      next_attempt = absl::InfiniteFuture();
+      continue;
+    }
     if (report.status.ok()) {
       if (auto st = env_->SaveAppliedRevision(report.revision); !st.ok()) {
         report.status = absl::Status(st.code(), absl::StrCat("cannot record the applied revision: ",

@@ -7,8 +7,11 @@
 // until PostgreSQL is ready (one that needs a spec before any arrived is told kUnavailable by
 // ForCommand, and its dispatcher runs it again later); after one that
 // changed tenants it reconciles its revision again at once (ReconcileNow), so a fresh Ack
-// reports them. Run() owns the thread; Desire(), Schedule(), ReconcileNow() and
-// applied_revision() are safe from any thread.
+// reports them. A pro agent that stands by does neither (SetActing(false)): revisions and tasks
+// wait, and the leader's are taken up the moment it leads; a reconcile that loses leadership
+// part-way is not reported (its fenced writes failed) and waits to be done again. Run() owns
+// the thread; Desire(), Schedule(), ReconcileNow(), SetActing() and applied_revision() are
+// safe from any thread.
 #pragma once
 
 #include <cstdint>
@@ -87,6 +90,9 @@ class ReconcileLoop {
   void Schedule(Task task, absl::Duration delay = absl::ZeroDuration());
   // Reconciles the current revision again as soon as the loop is free.
   void ReconcileNow();
+  // Whether this agent may act (reconcile, run tasks): always for a lite agent, while it leads
+  // for a pro one. True until set otherwise.
+  void SetActing(bool acting);
   // For a task on the loop's thread: the newest spec (at least `min_revision`), an admin for
   // it and the tenant records. kUnavailable while no spec has arrived yet or PostgreSQL is not
   // ready (try again later); kFailedPrecondition when only an older spec has arrived.
@@ -129,6 +135,7 @@ class ReconcileLoop {
   };
   std::vector<Scheduled> tasks_ ABSL_GUARDED_BY(mu_);
   bool again_ ABSL_GUARDED_BY(mu_) = false;
+  bool acting_ ABSL_GUARDED_BY(mu_) = true;
   int64_t applied_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -39,6 +39,27 @@ absl::Status Execute(const std::string& url, const std::string& sql,
 PgClusterAdmin::PgClusterAdmin(PgClusterAdminOptions options, common::Clock* clock)
     : options_(std::move(options)), clock_(clock) {}
 
+absl::Status PgClusterAdmin::Fenced(pqxx::transaction_base& tx) const {
+  if (options_.fence == nullptr) return absl::OkStatus();
+  // Schemas of the URL's own database share it with the epoch's row.
+  const bool shared = options_.tenancy == v1::TENANCY_SCHEMA && options_.schema_database.empty();
+  return shared ? options_.fence->Check(tx) : options_.fence->CheckLeads();
+}
+
+absl::Status PgClusterAdmin::ExecuteFenced(const std::string& url, const std::string& sql) const {
+  auto conn = common::Connect(url);
+  if (!conn.ok()) return conn.status();
+  try {
+    pqxx::work tx(**conn);
+    if (auto st = Fenced(tx); !st.ok()) return st;
+    tx.exec(sql);
+    tx.commit();
+  } catch (const std::exception& e) {
+    return common::StatusFromException(e);
+  }
+  return absl::OkStatus();
+}
+
 std::string PgClusterAdmin::TenantUrl(const std::string& tenant) const {
   if (options_.tenancy == v1::TENANCY_SCHEMA) {
     return common::WithOptions(SchemaDatabaseUrl(), "-c search_path=" + tenant);
@@ -96,7 +117,11 @@ absl::Status PgClusterAdmin::CreateTenant(const std::string& tenant) {
   if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
   if (options_.tenancy == v1::TENANCY_SCHEMA) {
     if (auto st = EnsureSchemaDatabase(); !st.ok()) return st;
-    return Execute(SchemaDatabaseUrl(), "CREATE SCHEMA IF NOT EXISTS " + QuoteIdentifier(tenant));
+    return ExecuteFenced(SchemaDatabaseUrl(), "CREATE SCHEMA IF NOT EXISTS " + QuoteIdentifier(tenant));
+  }
+  // CREATE DATABASE runs in no transaction: only what the agent knows of its role fences it.
+  if (options_.fence != nullptr) {
+    if (auto st = options_.fence->CheckLeads(); !st.ok()) return st;
   }
   return Execute(AdminUrl(), "CREATE DATABASE " + QuoteIdentifier(tenant), "42P04");
 }
@@ -109,6 +134,9 @@ common::Migrator PgClusterAdmin::TenantMigrator(const std::string& tenant,
   // Schemas share a database: each tenant's migrator locks only its own schema.
   if (options_.tenancy == v1::TENANCY_SCHEMA) options.lock_scope = tenant;
   options.on_progress = step;
+  if (options_.fence != nullptr) {
+    options.fence = [this](pqxx::transaction_base& tx) { return Fenced(tx); };
+  }
   return common::Migrator(TenantUrl(tenant), migrations, options, clock_);
 }
 
@@ -143,6 +171,7 @@ absl::StatusOr<bool> PgClusterAdmin::RunHook(const std::string& tenant, const st
   if (!conn.ok()) return conn.status();
   try {
     pqxx::work tx(**conn);
+    if (auto st = Fenced(tx); !st.ok()) return st;
     // In the tenant's database, or its schema (first on the search path): the record of a run
     // lives and dies with the tenant.
     tx.exec("CREATE TABLE IF NOT EXISTS tether_hook_runs (event text NOT NULL, key text NOT NULL, "
@@ -176,7 +205,11 @@ absl::StatusOr<SchemaFingerprint> PgClusterAdmin::Fingerprint(const std::string&
 absl::Status PgClusterAdmin::DropTenant(const std::string& tenant) {
   if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
   if (options_.tenancy == v1::TENANCY_SCHEMA) {
-    return Execute(SchemaDatabaseUrl(), "DROP SCHEMA IF EXISTS " + QuoteIdentifier(tenant) + " CASCADE");
+    return ExecuteFenced(SchemaDatabaseUrl(),
+                         "DROP SCHEMA IF EXISTS " + QuoteIdentifier(tenant) + " CASCADE");
+  }
+  if (options_.fence != nullptr) {
+    if (auto st = options_.fence->CheckLeads(); !st.ok()) return st;
   }
   return Execute(AdminUrl(), "DROP DATABASE IF EXISTS " + QuoteIdentifier(tenant) + " WITH (FORCE)");
 }

@@ -2,7 +2,9 @@
 // (CREATE/DROP DATABASE on the server) or a schema per tenant (CREATE/DROP SCHEMA in one
 // database, its migrations run with search_path set to the tenant's schema and a migrator lock
 // scoped to it). Tenant names reach SQL only after ValidateIdentifier, and always quoted.
-// Every call opens its own connections, so calls for different tenants run at once.
+// Every call opens its own connections, so calls for different tenants run at once. A pro
+// agent's writes carry its fence: those in the shared database (schemas of the URL's own
+// database) are fenced by the database, the rest by what the agent knows of its role.
 // Thread-safe.
 #pragma once
 
@@ -10,6 +12,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "agent/leadership/write_fence.h"
 #include "agent/reconcile/cluster_admin.h"
 #include "common/clock.h"
 #include "tether/v1/spec.pb.h"
@@ -27,6 +30,7 @@ struct PgClusterAdminOptions {
   // is ""; then the server's default database holds them).
   std::string schema_database;
   common::MigratorOptions migrator;  // lock waits and timeouts for tenant migrations
+  const WriteFence* fence = nullptr;  // pro mode; outlives the admin
 };
 
 class PgClusterAdmin final : public ClusterAdmin {
@@ -56,6 +60,10 @@ class PgClusterAdmin final : public ClusterAdmin {
   std::string AdminUrl() const { return options_.url_for(options_.admin_database); }
   std::string SchemaDatabaseUrl() const { return options_.url_for(options_.schema_database); }
   absl::Status EnsureSchemaDatabase();
+  // The fence of a write transaction in a tenant's database or schema (OK without a fence).
+  absl::Status Fenced(pqxx::transaction_base& tx) const;
+  // Runs one statement in a fenced transaction.
+  absl::Status ExecuteFenced(const std::string& url, const std::string& sql) const;
   common::Migrator TenantMigrator(const std::string& tenant,
                                   const std::vector<common::Migration>& migrations,
                                   const StepFn& step) const;

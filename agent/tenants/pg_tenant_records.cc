@@ -32,6 +32,7 @@ absl::StatusOr<std::map<std::string, TenantRecord>> PgTenantRecords::List() {
 absl::Status PgTenantRecords::Put(const TenantRecord& record) {
   return pool_.Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
+    if (auto st = CheckFence(fence_, tx); !st.ok()) return st;
     tx.exec_params(
         "INSERT INTO tenants (name, state, version, error, updated_at, held, onboarding, "
         "fingerprint, replay_fingerprint) "
@@ -54,6 +55,7 @@ absl::Status PgTenantRecords::Put(const TenantRecord& record) {
 absl::Status PgTenantRecords::Remove(const std::string& name) {
   return pool_.Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
+    if (auto st = CheckFence(fence_, tx); !st.ok()) return st;
     tx.exec_params("DELETE FROM tenants WHERE name = $1", name);
     tx.commit();
     return absl::OkStatus();

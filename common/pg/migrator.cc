@@ -301,6 +301,10 @@ absl::StatusOr<MigrationReport> Migrator::Status() {
   }
 }
 
+absl::Status Migrator::Fenced(pqxx::transaction_base& tx) const {
+  return options_.fence ? options_.fence(tx) : absl::OkStatus();
+}
+
 absl::Status Migrator::RunStep(Session& session, const Migration& m, Direction direction) {
   pqxx::connection& conn = session.conn();
   const std::string& table = session.table();
@@ -330,6 +334,7 @@ absl::Status Migrator::RunStep(Session& session, const Migration& m, Direction d
     // The change and its record commit together, or neither does.
     try {
       pqxx::work tx(conn);
+      if (auto st = Fenced(tx); !st.ok()) return WithMigration(st, m, "was not started");
       tx.exec(LockTimeoutSql(options_.lock_timeout, true));
       tx.exec(sql);
       record_done(tx, elapsed_ms(), /*row_exists=*/false);
@@ -343,6 +348,7 @@ absl::Status Migrator::RunStep(Session& session, const Migration& m, Direction d
     // a failure (or a crash) part-way is visible and blocks further runs until repaired.
     {
       pqxx::work tx(conn);
+      if (auto st = Fenced(tx); !st.ok()) return WithMigration(st, m, "was not started");
       if (up) {
         tx.exec_params("INSERT INTO " + table + " (migration_set, version, name, checksum, dirty) "
                        "VALUES ($1, $2, $3, $4, true)",
@@ -367,6 +373,9 @@ absl::Status Migrator::RunStep(Session& session, const Migration& m, Direction d
                                      : "rollback failed part-way and is marked dirty");
     }
     pqxx::work tx(conn);
+    if (auto st = Fenced(tx); !st.ok()) {
+      return WithMigration(st, m, "ran but is not recorded: it stays dirty");
+    }
     record_done(tx, elapsed_ms(), /*row_exists=*/true);
     tx.commit();
   }

@@ -23,6 +23,10 @@
 #include "common/clock.h"
 #include "common/pg/migration_source.h"
 
+namespace pqxx {
+class transaction_base;
+}  // namespace pqxx
+
 namespace tether::common {
 
 struct Migration {
@@ -74,6 +78,9 @@ struct MigratorOptions {
   absl::Duration lock_wait = absl::Minutes(10);      // for the migrator lock
   absl::Duration lock_poll = absl::Milliseconds(100);
   std::function<void(const std::string&)> on_progress;  // one line per step
+  // Run first in each transaction that records a step (a pro agent's write fence): a non-OK
+  // status aborts the transaction and the step fails with it, changing nothing.
+  std::function<absl::Status(pqxx::transaction_base&)> fence;
 };
 
 enum class RepairAction {
@@ -111,6 +118,8 @@ class Migrator {
   // no-transaction migration statement by statement behind a dirty row — the protocol both
   // directions share.
   absl::Status RunStep(Session& session, const Migration& m, Direction direction);
+  // options_.fence on `tx`, or OK without one.
+  absl::Status Fenced(pqxx::transaction_base& tx) const;
 
   std::string url_;
   std::vector<Migration> migrations_;

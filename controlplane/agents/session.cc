@@ -12,6 +12,9 @@
 namespace tether::controlplane {
 namespace {
 
+// Epochs count leaders of one cluster; anything near int64's end is not one.
+constexpr int64_t kMaxEpoch = int64_t{1} << 53;
+
 // What an agent says of its health, bounded before it is kept and shown to operators: strings
 // cut to a size, values no real agent sends dropped.
 v1::Health Bounded(const v1::Health& in) {
@@ -25,6 +28,8 @@ v1::Health Bounded(const v1::Health& in) {
   if (latency.seconds() < 0 || latency.nanos() < 0 || latency.seconds() > 3600) {
     h.clear_select1_latency();
   }
+  if (!v1::AgentRole_IsValid(h.role())) h.set_role(v1::AGENT_ROLE_UNSPECIFIED);
+  if (h.epoch() < 0 || h.epoch() > kMaxEpoch) h.set_epoch(0);
   return h;
 }
 
@@ -110,6 +115,19 @@ void AgentSession::OnRevision(int64_t revision) {
   SendLatest(revision);
 }
 
+void AgentSession::Seen(const v1::Health& health, std::optional<int64_t> applied_revision) {
+  const v1::Health h = Bounded(health);
+  backend_->RecordSeen(identity_, h, applied_revision);
+  if (h.role() != v1::AGENT_ROLE_LEADER || h.epoch() <= leader_epoch_recorded_) return;
+  // Before anything else the agent sends: its commands' updates find them routed to it.
+  if (absl::Status st = backend_->RecordLeader(identity_, h.epoch()); !st.ok()) {
+    spdlog::warn("cannot record a leader agent={} epoch={} reason=\"{}\"", identity_.name,
+                 h.epoch(), st.message());
+    if (!absl::IsFailedPrecondition(st)) return;  // tried again with the next heartbeat
+  }
+  leader_epoch_recorded_ = h.epoch();
+}
+
 absl::Status AgentSession::OnHello(const v1::Hello& hello) {
   if (hello.agent_id() != identity_.id || hello.incarnation() != identity_.incarnation) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -120,7 +138,7 @@ absl::Status AgentSession::OnHello(const v1::Hello& hello) {
   if (hello.applied_revision() < 0) {
     return absl::InvalidArgumentError("Hello's applied_revision must not be negative");
   }
-  backend_->RecordSeen(identity_, Bounded(hello.status()), hello.applied_revision());
+  Seen(hello.status(), hello.applied_revision());
   bool registered;
   {
     absl::MutexLock lock(&mu_);
@@ -172,7 +190,7 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
     case v1::AgentMessage::kHello:
       return OnHello(message.hello());
     case v1::AgentMessage::kHeartbeat:
-      backend_->RecordSeen(identity_, Bounded(message.heartbeat().health()), std::nullopt);
+      Seen(message.heartbeat().health(), std::nullopt);
       return absl::OkStatus();
     case v1::AgentMessage::kAck: {
       absl::Status st = backend_->RecordAck(identity_, message.ack());

@@ -66,6 +66,10 @@ class AgentSessionBackend {
   // cannot be; kNotFound for a command the agent is not a target of.
   virtual absl::Status RecordCommandUpdate(const AgentIdentity& agent,
                                            const v1::CommandUpdate& update) = 0;
+  // A pro agent says it leads its cluster in `epoch` (its Hello or a heartbeat). The store
+  // records a newer epoch, and routes the cluster's unfinished commands to it; an older or the
+  // same one changes nothing. kFailedPrecondition for an agent that is not in pro mode.
+  virtual absl::Status RecordLeader(const AgentIdentity& agent, int64_t epoch) = 0;
 };
 
 class AgentSession final : public AgentStream,
@@ -99,8 +103,14 @@ class AgentSession final : public AgentStream,
   void SendLocked(std::shared_ptr<const v1::MothershipMessage> message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // The agent's health from a Hello or a heartbeat: kept, and a leader's epoch recorded once.
+  void Seen(const v1::Health& health, std::optional<int64_t> applied_revision);
+
   const AgentIdentity identity_;
   AgentSessionBackend* backend_;
+  // The newest epoch this stream's agent was recorded as leading in (OnMessage's alone: it is
+  // called one message at a time).
+  int64_t leader_epoch_recorded_ = 0;
   StreamRegistry* streams_;
   absl::Mutex mu_;
   SessionOutbox* outbox_ ABSL_GUARDED_BY(mu_);

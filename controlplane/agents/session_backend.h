@@ -44,6 +44,10 @@ class StoreSessionBackend final : public AgentSessionBackend {
     return commands_->RecordUpdate(agent, update);
   }
 
+  absl::Status RecordLeader(const AgentIdentity& agent, int64_t epoch) override {
+    return commands_->LeaderChanged(agent, epoch).status();
+  }
+
  private:
   AgentRegistry* agents_;
   AgentReports* reports_;

@@ -182,6 +182,17 @@ void CommandStore::Published(int64_t id, const std::string& cluster, bool delive
   bus_->Publish({Change::Kind::kCommandProgress, cluster, "", id});
 }
 
+std::string CommandStore::ActingAgentsSql(int cluster_param) {
+  const std::string c = absl::StrCat("$", cluster_param);
+  return absl::StrCat(
+      "SELECT a.id, a.name, a.mode FROM agents a WHERE a.cluster = ", c,
+      " AND (a.mode <> 'pro' OR a.id = ("
+      "SELECT p.id FROM agents p LEFT JOIN cluster_leaders l "
+      "ON l.cluster = p.cluster AND l.agent_id = p.id "
+      "WHERE p.cluster = ", c, " AND p.mode = 'pro' "
+      "ORDER BY (l.agent_id IS NOT NULL) DESC, p.last_seen_at DESC NULLS LAST, p.name LIMIT 1))");
+}
+
 std::optional<CommandStore::KeyedCommand> CommandStore::FindByKey(pqxx::transaction_base& tx,
                                                                   const std::string& key) {
   if (key.empty()) return std::nullopt;
@@ -199,7 +210,8 @@ int64_t CommandStore::InsertApply(pqxx::transaction_base& tx, const std::string&
   v1::Command command;
   command.mutable_apply()->set_revision(revision);
   command.set_revision(revision);
-  auto targets = tx.exec_params("SELECT count(*) FROM agents WHERE cluster = $1", cluster);
+  auto targets = tx.exec_params(
+      absl::StrCat("SELECT count(*) FROM (", ActingAgentsSql(1), ") acting"), cluster);
   const bool none = targets[0][0].as<int64_t>() == 0;
   const int64_t id =
       tx.exec_params1(
@@ -212,8 +224,8 @@ int64_t CommandStore::InsertApply(pqxx::transaction_base& tx, const std::string&
             none ? "succeeded" : "queued", none)[0]
           .as<int64_t>();
   tx.exec_params(
-      "INSERT INTO command_targets (command_id, agent_id, agent_name, state) "
-      "SELECT $1, id, name, 'queued' FROM agents WHERE cluster = $2",
+      absl::StrCat("INSERT INTO command_targets (command_id, agent_id, agent_name, state) "
+                   "SELECT $1, id, name, 'queued' FROM (", ActingAgentsSql(2), ") acting"),
       id, cluster);
   return id;
 }
@@ -302,8 +314,8 @@ absl::StatusOr<v1::CommandStatus> CommandStore::Queue(const CommandRequest& requ
     std::string cluster = request.cluster;
     std::vector<std::pair<std::string, std::string>> targets;  // id, name
     if (!request.agent.empty()) {
-      auto rows = tx.exec_params("SELECT id::text, name, cluster FROM agents WHERE name = $1",
-                                 request.agent);
+      auto rows = tx.exec_params(
+          "SELECT id::text, name, cluster, mode FROM agents WHERE name = $1", request.agent);
       if (rows.empty()) {
         return absl::NotFoundError(absl::StrCat("agent \"", request.agent, "\" does not exist"));
       }
@@ -314,6 +326,14 @@ absl::StatusOr<v1::CommandStatus> CommandStore::Queue(const CommandRequest& requ
                                                        cluster));
       }
       cluster = rows[0][2].as<std::string>();
+      if (rows[0][3].as<std::string>() == "pro") {
+        // The agents of a pro cluster share one PostgreSQL: a command on any of them is run by
+        // the one that leads.
+        rows = tx.exec_params(
+            absl::StrCat("SELECT id::text, name FROM (", ActingAgentsSql(1),
+                         ") acting WHERE mode = 'pro'"),
+            cluster);
+      }
       targets.emplace_back(rows[0][0].as<std::string>(), rows[0][1].as<std::string>());
     }
     auto cluster_row =
@@ -324,7 +344,9 @@ absl::StatusOr<v1::CommandStatus> CommandStore::Queue(const CommandRequest& requ
     const int64_t revision = cluster_row[0][0].as<int64_t>();
     if (request.agent.empty()) {
       for (const auto& r : tx.exec_params(
-               "SELECT id::text, name FROM agents WHERE cluster = $1 ORDER BY name", cluster)) {
+               absl::StrCat("SELECT id::text, name FROM (", ActingAgentsSql(1),
+                            ") acting ORDER BY name"),
+               cluster)) {
         targets.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
       }
     }
@@ -525,6 +547,86 @@ absl::StatusOr<std::vector<v1::CommandStatus>> CommandStore::List(const std::str
     }
     return out;
   });
+}
+
+absl::StatusOr<bool> CommandStore::LeaderChanged(const AgentIdentity& agent, int64_t epoch) {
+  std::vector<int64_t> moved;
+  auto changed = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<bool> {
+    moved.clear();
+    pqxx::work tx(c);
+    auto mode = tx.exec_params("SELECT mode FROM agents WHERE id = $1::uuid AND cluster = $2",
+                               agent.id, agent.cluster);
+    if (mode.empty()) return absl::NotFoundError(absl::StrCat("agent ", agent.name, " is gone"));
+    if (mode[0][0].as<std::string>() != "pro") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "agent ", agent.name, " says it leads, but it is not in pro mode"));
+    }
+    // One writer per cluster at a time: the row, or the cluster's row while there is none.
+    tx.exec_params("SELECT 1 FROM clusters WHERE name = $1 FOR UPDATE", agent.cluster);
+    auto known = tx.exec_params(
+        "SELECT agent_name, epoch FROM cluster_leaders WHERE cluster = $1", agent.cluster);
+    if (!known.empty() && known[0][1].as<int64_t>() >= epoch) return false;  // old news
+    const std::string before = known.empty() ? "" : known[0][0].as<std::string>();
+    tx.exec_params(
+        "INSERT INTO cluster_leaders (cluster, agent_id, agent_name, epoch, since) "
+        "VALUES ($1, $2::uuid, $3, $4, now()) ON CONFLICT (cluster) DO UPDATE SET "
+        "agent_id = EXCLUDED.agent_id, agent_name = EXCLUDED.agent_name, "
+        "epoch = EXCLUDED.epoch, since = now()",
+        agent.cluster, agent.id, agent.name, epoch);
+    // The unfinished parts other pro agents of the cluster hold move to the leader, each under
+    // its command's row lock as every writer takes it: a queued part changes hands; a running
+    // one is queued again and resumed by the leader from the records the agents share.
+    for (const auto& r : tx.exec_params(
+             "SELECT DISTINCT t.command_id FROM command_targets t "
+             "JOIN commands c ON c.id = t.command_id JOIN agents a ON a.id = t.agent_id "
+             "WHERE c.cluster = $1 AND t.finished_at IS NULL AND a.mode = 'pro' "
+             "AND t.agent_id <> $2::uuid ORDER BY t.command_id",
+             agent.cluster, agent.id)) {
+      const int64_t id = r[0].as<int64_t>();
+      tx.exec_params("SELECT 1 FROM commands WHERE id = $1 FOR UPDATE", id);
+      const bool has_part = !tx.exec_params(
+                                   "SELECT 1 FROM command_targets WHERE command_id = $1 "
+                                   "AND agent_id = $2::uuid",
+                                   id, agent.id)
+                                 .empty();
+      const char* others =
+          "FROM agents a WHERE a.id = command_targets.agent_id AND a.mode = 'pro' "
+          "AND command_targets.command_id = $1 AND command_targets.agent_id <> $2::uuid "
+          "AND command_targets.finished_at IS NULL";
+      if (has_part) {
+        tx.exec_params(absl::StrCat("UPDATE command_targets SET state = 'cancelled', "
+                                    "error = 'moved to the leader ' || $3, finished_at = now() ",
+                                    others),
+                       id, agent.id, agent.name);
+      } else {
+        tx.exec_params(absl::StrCat("UPDATE command_targets SET agent_id = $2::uuid, "
+                                    "agent_name = $3, incarnation = 0, "
+                                    "state = CASE WHEN state = 'running' THEN 'queued' "
+                                    "ELSE state END ",
+                                    others),
+                       id, agent.id, agent.name);
+      }
+      Settle(tx, id);
+      moved.push_back(id);
+    }
+    EventLog::Append(
+        tx, agent.cluster, agent.name, "agent.leader",
+        absl::StrCat("agent ", agent.name, " leads cluster ", agent.cluster, " in epoch ", epoch,
+                     before.empty() ? "" : absl::StrCat(" (after ", before, ")"),
+                     moved.empty() ? ""
+                                   : absl::StrCat("; ", moved.size(),
+                                                  moved.size() == 1 ? " unfinished command moves"
+                                                                    : " unfinished commands move",
+                                                  " to it")));
+    tx.commit();
+    return true;
+  });
+  if (!changed.ok() || !*changed) return changed;
+  spdlog::info("leader changed cluster={} agent={} epoch={} commands_moved={}", agent.cluster,
+               agent.name, epoch, moved.size());
+  events_->Notify();
+  for (int64_t id : moved) Published(id, agent.cluster, /*deliver=*/true, agent.id);
+  return true;
 }
 
 bool CommandStore::Settle(pqxx::transaction_base& tx, int64_t id) {

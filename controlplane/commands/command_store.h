@@ -101,8 +101,19 @@ class CommandStore {
   // revision (succeeded or failed) and of older ones (cancelled: superseded).
   absl::Status RecordReport(const AgentIdentity& agent, int64_t revision, bool ok,
                             const std::string& error);
+  // A pro agent says it leads its cluster in `epoch`. An epoch newer than the cluster's known
+  // one is recorded (an agent.leader event), and every unfinished part of the cluster's
+  // commands another pro agent holds moves to it (a running part is queued again: the leader
+  // resumes it from the records the agents share). True when the leader changed; false for an
+  // epoch not newer. kFailedPrecondition for an agent not in pro mode.
+  absl::StatusOr<bool> LeaderChanged(const AgentIdentity& agent, int64_t epoch);
   // The agent was deleted: its part in every unfinished command is cancelled.
   absl::Status AgentDeleted(const std::string& agent_id, const std::string& name);
+
+  // The agents that act for the cluster named by parameter $`cluster_param` (columns id, name,
+  // mode): every lite agent, and of the pro agents the one that leads (while none is known to,
+  // the one heard from last).
+  static std::string ActingAgentsSql(int cluster_param);
 
  private:
   absl::StatusOr<v1::CommandStatus> Read(pqxx::transaction_base& tx, int64_t id);

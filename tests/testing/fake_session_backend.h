@@ -61,6 +61,12 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
     return absl::OkStatus();
   }
 
+  absl::Status RecordLeader(const controlplane::AgentIdentity&, int64_t epoch) override {
+    absl::MutexLock lock(&mu_);
+    leader_epochs.push_back(epoch);
+    return absl::OkStatus();
+  }
+
   void SetLatest(int64_t revision) {
     absl::MutexLock lock(&mu_);
     latest_revision = revision;
@@ -74,6 +80,7 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
   std::vector<v1::Nack> nacks;
   std::vector<v1::Command> commands;  // unfinished, for this agent
   std::vector<v1::CommandUpdate> updates;
+  std::vector<int64_t> leader_epochs;  // RecordLeader calls
 };
 
 // A SessionOutbox that records what the session sends and whether it closed the stream.

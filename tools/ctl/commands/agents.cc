@@ -22,9 +22,23 @@ std::string RevisionCell(const v1::Agent& a) {
   return absl::StrCat(a.applied_revision(), "/", a.desired_revision(), " converging");
 }
 
+// "leader (epoch 3)", "standby", "standalone", or "-" before the agent said.
+std::string RoleCell(const v1::Health& h) {
+  switch (h.role()) {
+    case v1::AGENT_ROLE_LEADER:
+      return absl::StrCat("leader (epoch ", h.epoch(), ")");
+    case v1::AGENT_ROLE_STANDBY:
+      return "standby";
+    case v1::AGENT_ROLE_STANDALONE:
+      return "standalone";
+    default:
+      return "-";
+  }
+}
+
 void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out) {
   Table table{{"NAME", "CLUSTER", "STATUS", "POSTGRES", "REVISION", "LAST SEEN", "INCARNATION",
-               "VERSION", "MODE"},
+               "VERSION", "MODE", "ROLE"},
               {}};
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   for (const auto* a : agents) {
@@ -43,7 +57,8 @@ void PrintAgents(const std::vector<const v1::Agent*>& agents, std::ostream& out)
                           RevisionCell(*a), Ago(a->last_seen_at().seconds(), now),
                           absl::StrCat(a->incarnation()),
                           Printable(a->version()),
-                          EnumName(v1::AgentMode_Name(a->mode()), "AGENT_MODE_")});
+                          EnumName(v1::AgentMode_Name(a->mode()), "AGENT_MODE_"),
+                          RoleCell(a->health())});
   }
   PrintTable(table, out);
 }

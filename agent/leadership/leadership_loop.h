@@ -1,0 +1,58 @@
+// LeadershipLoop: a pro agent's leadership thread. It stands by, waiting its turn in the lock's
+// queue and breaking a lease its leader stopped renewing; once it leads it renews the lease
+// every `renew` and steps down the moment a renewal fails (its session or its epoch is gone).
+// Each change of role sets the agent's WriteFence first, then tells `on_change` (the agent
+// reports its role and starts or stops acting). On stop it resigns, so a standby follows at
+// once. Run() owns the thread; nothing else is called from outside.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "agent/leadership/leadership.h"
+#include "agent/leadership/write_fence.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "tether/v1/types.pb.h"
+
+namespace tether::agent {
+
+struct LeadershipLoopOptions {
+  absl::Duration renew = absl::Seconds(1);        // the leader renews its lease this often
+  absl::Duration lease = absl::Seconds(5);        // a lease this old is broken by a standby
+  absl::Duration wait = absl::Milliseconds(500);  // a standby's turn in the lock's queue
+  absl::Duration ready_poll = absl::Milliseconds(200);  // until the agent's tables exist
+  common::BackoffPolicy retry{absl::Milliseconds(200), absl::Seconds(5)};  // PostgreSQL away
+};
+
+class LeadershipLoop {
+ public:
+  // `epoch`: the one this agent leads in (leader), or the last one it knew (standby).
+  using RoleFn = std::function<void(v1::AgentRole role, int64_t epoch)>;
+
+  // `ready` says when the shared database and the agent's tables are there.
+  LeadershipLoop(LeadershipOptions leadership, WriteFence* fence, common::Clock* clock,
+                 common::Random* random, std::function<bool()> ready, RoleFn on_change,
+                 LeadershipLoopOptions options = {});
+
+  void Run(const absl::Notification* stop);
+
+ private:
+  void Become(v1::AgentRole role, int64_t epoch);
+
+  Leadership leadership_;
+  const std::string cluster_;
+  WriteFence* fence_;
+  common::Clock* clock_;
+  common::Backoff backoff_;
+  const std::function<bool()> ready_;
+  const RoleFn on_change_;
+  const LeadershipLoopOptions options_;
+  v1::AgentRole role_ = v1::AGENT_ROLE_UNSPECIFIED;
+  int64_t last_epoch_ = 0;
+};
+
+}  // namespace tether::agent

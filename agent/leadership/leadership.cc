@@ -14,12 +14,18 @@ namespace {
 // 1 s, 3 unanswered end it; unacknowledged data is given 5 s. The server is asked the same for
 // its side (the options below), so a leader whose network dies loses its session, and the lock,
 // in seconds rather than the kernel's two hours.
-std::string WithKeepalives(const std::string& url) {
-  return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&",
-                      "keepalives=1&keepalives_idle=2&keepalives_interval=1&keepalives_count=3"
-                      "&tcp_user_timeout=5000&application_name=tether-leadership"
-                      "&options=-c%20tcp_keepalives_idle%3D2%20-c%20tcp_keepalives_interval%3D1"
-                      "%20-c%20tcp_keepalives_count%3D3%20-c%20tcp_user_timeout%3D5000");
+std::string WithKeepalives(std::string url) {
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"keepalives", "1"},
+           {"keepalives_idle", "2"},
+           {"keepalives_interval", "1"},
+           {"keepalives_count", "3"},
+           {"tcp_user_timeout", "5000"},
+           {"application_name", "tether-leadership"}}) {
+    url = common::WithParameter(url, key, value);
+  }
+  return common::WithOptions(url, "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 "
+                                  "-c tcp_keepalives_count=3 -c tcp_user_timeout=5000");
 }
 
 // The advisory lock key of a cluster's leadership (one bigint key: a space apart from the
@@ -70,15 +76,24 @@ absl::StatusOr<int64_t> Leadership::TryLead(absl::Duration wait) {
     }
     pqxx::work tx(*conn_);
     tx.exec("SET LOCAL lock_timeout = 0");
+    // Waits for the old leader's fenced transactions under way: they commit in its epoch or
+    // not at all.
     const int64_t epoch =
         tx.exec_params1(
-              "INSERT INTO leadership (cluster, epoch, leader, since, renewed_at, holder_pid) "
-              "VALUES ($1, 1, $2, now(), now(), pg_backend_pid()) "
+              "INSERT INTO leadership (cluster, epoch, leader) VALUES ($1, 1, $2) "
               "ON CONFLICT (cluster) DO UPDATE SET epoch = leadership.epoch + 1, "
-              "leader = EXCLUDED.leader, since = now(), renewed_at = now(), "
-              "holder_pid = pg_backend_pid() RETURNING epoch",
+              "leader = EXCLUDED.leader, since = now() RETURNING epoch",
               options_.cluster, options_.agent)[0]
             .as<int64_t>();
+    own_schema_ = tx.exec1("SELECT n.nspname FROM pg_proc p JOIN pg_namespace n "
+                           "ON n.oid = p.pronamespace "
+                           "WHERE p.oid = 'tether_fence(text, bigint)'::regprocedure")[0]
+                      .as<std::string>();
+    tx.exec_params(
+        "INSERT INTO leadership_leases (cluster, leader, holder_pid, renewed_at) "
+        "VALUES ($1, $2, pg_backend_pid(), now()) ON CONFLICT (cluster) DO UPDATE SET "
+        "leader = EXCLUDED.leader, holder_pid = EXCLUDED.holder_pid, renewed_at = now()",
+        options_.cluster, options_.agent);
     tx.commit();
     epoch_ = epoch;
     return epoch_;
@@ -92,8 +107,11 @@ bool Leadership::StillLeads() {
   if (conn_ == nullptr || epoch_ == 0) return false;
   try {
     pqxx::nontransaction tx(*conn_);
+    // Renewed only while the lease is this session's and the epoch ours (read, not locked).
     auto rows = tx.exec_params(
-        "UPDATE leadership SET renewed_at = now() WHERE cluster = $1 AND epoch = $2 RETURNING 1",
+        "UPDATE leadership_leases SET renewed_at = now() "
+        "WHERE cluster = $1 AND holder_pid = pg_backend_pid() "
+        "AND (SELECT epoch FROM leadership WHERE cluster = $1) = $2 RETURNING 1",
         options_.cluster, epoch_);
     if (!rows.empty()) return true;
   } catch (const std::exception&) {
@@ -112,7 +130,7 @@ absl::StatusOr<std::string> Leadership::BreakStaleLease(absl::Duration lease) {
     // when the lease of the cluster's leader is older than `lease` by the server's clock.
     auto rows = tx.exec_params(
         absl::StrCat(
-            "SELECT k.pid, s.leader FROM leadership s, pg_locks k "
+            "SELECT k.pid, s.leader FROM leadership_leases s, pg_locks k "
             "WHERE s.cluster = $1 AND s.renewed_at < now() - make_interval(secs => $2 / 1000.0) "
             "AND k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 "
             "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
@@ -138,9 +156,12 @@ void Leadership::Resign() {
 
 int Leadership::backend_pid() const { return conn_ == nullptr ? 0 : conn_->backendpid(); }
 
-absl::Status Fence(pqxx::transaction_base& tx, const std::string& cluster, int64_t epoch) {
+absl::Status Fence(pqxx::transaction_base& tx, const std::string& cluster, int64_t epoch,
+                   const std::string& schema) {
   try {
-    tx.exec_params("SELECT tether_fence($1, $2)", cluster, epoch);
+    tx.exec_params(absl::StrCat("SELECT ", schema.empty() ? "" : tx.quote_name(schema) + ".",
+                                "tether_fence($1, $2)"),
+                   cluster, epoch);
     return absl::OkStatus();
   } catch (const pqxx::sql_error& e) {
     if (e.sqlstate() == "TF001") {

@@ -49,6 +49,8 @@ class Leadership {
   absl::StatusOr<std::string> BreakStaleLease(absl::Duration lease);
   // 0 unless leading.
   int64_t epoch() const { return epoch_; }
+  // The schema of the agent's own tables and tether_fence (read when it first leads).
+  const std::string& own_schema() const { return own_schema_; }
   // Gives leadership up: the connection, and with it the lock, is closed.
   void Resign();
   // The backend of the leadership connection (0 when none), for operators and tests.
@@ -60,10 +62,14 @@ class Leadership {
   const LeadershipOptions options_;
   std::unique_ptr<pqxx::connection> conn_;
   int64_t epoch_ = 0;
+  std::string own_schema_;
 };
 
 // The first statement of a transaction a leader writes in: kFailedPrecondition ("fenced: …")
 // when `epoch` is no longer the cluster's (the transaction is then aborted by PostgreSQL).
-absl::Status Fence(pqxx::transaction_base& tx, const std::string& cluster, int64_t epoch);
+// `schema` names where the agent's own objects are (Leadership::own_schema()), for a
+// transaction whose search path leads elsewhere; "" finds them on the search path.
+absl::Status Fence(pqxx::transaction_base& tx, const std::string& cluster, int64_t epoch,
+                   const std::string& schema = "");
 
 }  // namespace tether::agent

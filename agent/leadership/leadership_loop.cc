@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 #include "absl/strings/escaping.h"
 #include "common/logging.h"
 
@@ -22,12 +24,37 @@ LeadershipLoop::LeadershipLoop(LeadershipOptions leadership, WriteFence* fence,
       options_(options) {}
 
 void LeadershipLoop::Become(v1::AgentRole role, int64_t epoch) {
+  absl::MutexLock lock(&mu_);
   if (role == role_ && epoch == last_epoch_) return;
   role_ = role;
   last_epoch_ = epoch;
   // The fence first: a step that starts after this sees the new role.
+  if (role == v1::AGENT_ROLE_LEADER) fence_->set_schema(leadership_.own_schema());
   fence_->set_epoch(role == v1::AGENT_ROLE_LEADER ? epoch : 0);
   on_change_(role, epoch);
+}
+
+v1::AgentRole LeadershipLoop::role() const {
+  absl::MutexLock lock(&mu_);
+  return role_;
+}
+
+void LeadershipLoop::Watch(const absl::Notification* stop) {
+  const absl::Duration limit = options_.lease - options_.renew;
+  while (clock_->SleepFor(options_.renew / 4, stop)) {
+    int64_t epoch;
+    absl::Duration since;
+    {
+      absl::MutexLock lock(&mu_);
+      if (role_ != v1::AGENT_ROLE_LEADER) continue;
+      epoch = last_epoch_;
+      since = clock_->Now() - renewed_;
+    }
+    if (since <= limit) continue;
+    spdlog::warn("lease of cluster={} epoch={} not renewed for {}: no longer acting until it is",
+                 cluster_, epoch, absl::FormatDuration(since));
+    Become(v1::AGENT_ROLE_STANDBY, epoch);
+  }
 }
 
 void LeadershipLoop::Run(const absl::Notification* stop) {
@@ -35,16 +62,32 @@ void LeadershipLoop::Run(const absl::Notification* stop) {
   while (!ready_()) {
     if (!clock_->SleepFor(options_.ready_poll, stop)) return;
   }
+  std::thread watchdog([this, stop] { Watch(stop); });
+  int64_t leading = 0;  // the epoch this loop holds the lock in
+  int64_t known = 0;    // the last epoch it knew
   while (!stop->HasBeenNotified()) {
-    if (role_ == v1::AGENT_ROLE_LEADER) {
+    if (leading != 0) {
       if (!clock_->SleepFor(options_.renew, stop)) break;
-      if (leadership_.StillLeads()) continue;
+      const absl::Time sent = clock_->Now();
+      if (leadership_.StillLeads()) {
+        {
+          absl::MutexLock lock(&mu_);
+          renewed_ = sent;
+        }
+        if (role() != v1::AGENT_ROLE_LEADER) {
+          spdlog::info("lease of cluster={} epoch={} renewed again: acting", cluster_, leading);
+          Become(v1::AGENT_ROLE_LEADER, leading);
+        }
+        continue;
+      }
       spdlog::warn("leadership lost cluster={} epoch={}: its session or its epoch is gone; "
                    "standing by",
-                   cluster_, last_epoch_);
-      Become(v1::AGENT_ROLE_STANDBY, last_epoch_);
+                   cluster_, leading);
+      leading = 0;
+      Become(v1::AGENT_ROLE_STANDBY, known);
       continue;
     }
+    const absl::Time sent = clock_->Now();
     auto epoch = leadership_.TryLead(options_.wait);
     if (!epoch.ok()) {
       const absl::Duration delay = backoff_.Next();
@@ -55,8 +98,13 @@ void LeadershipLoop::Run(const absl::Notification* stop) {
     }
     backoff_.Reset();
     if (*epoch > 0) {
-      spdlog::info("leading cluster={} epoch={}", cluster_, *epoch);
-      Become(v1::AGENT_ROLE_LEADER, *epoch);
+      leading = known = *epoch;
+      {
+        absl::MutexLock lock(&mu_);
+        renewed_ = sent;
+      }
+      spdlog::info("leading cluster={} epoch={}", cluster_, leading);
+      Become(v1::AGENT_ROLE_LEADER, leading);
       continue;
     }
     auto broken = leadership_.BreakStaleLease(options_.lease);
@@ -70,10 +118,9 @@ void LeadershipLoop::Run(const absl::Notification* stop) {
     }
   }
   leadership_.Resign();
-  if (role_ == v1::AGENT_ROLE_LEADER) {
-    spdlog::info("resigned leadership cluster={} epoch={}", cluster_, last_epoch_);
-  }
+  if (leading != 0) spdlog::info("resigned leadership cluster={} epoch={}", cluster_, leading);
   fence_->set_epoch(0);
+  watchdog.join();
 }
 
 }  // namespace tether::agent

@@ -1,14 +1,20 @@
 // LeadershipLoop: a pro agent's leadership thread. It stands by, waiting its turn in the lock's
 // queue and breaking a lease its leader stopped renewing; once it leads it renews the lease
 // every `renew` and steps down the moment a renewal fails (its session or its epoch is gone).
-// Each change of role sets the agent's WriteFence first, then tells `on_change` (the agent
-// reports its role and starts or stops acting). On stop it resigns, so a standby follows at
-// once. Run() owns the thread; nothing else is called from outside.
+// A renewal that hangs (a network that swallows packets without closing) cannot tell it
+// anything, so a watchdog beside it stops the agent acting once the last renewal is older than
+// `lease - renew`, before any standby may break the lease; should the renewal then come back
+// with the epoch still its own, it acts again. Each change of role sets the agent's WriteFence
+// first, then tells `on_change` (the agent reports its role and starts or stops acting), one
+// change at a time. On stop it resigns, so a standby follows at once. Run() owns the thread;
+// nothing else is called from outside.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "agent/leadership/leadership.h"
@@ -41,7 +47,10 @@ class LeadershipLoop {
   void Run(const absl::Notification* stop);
 
  private:
-  void Become(v1::AgentRole role, int64_t epoch);
+  void Become(v1::AgentRole role, int64_t epoch) ABSL_LOCKS_EXCLUDED(mu_);
+  v1::AgentRole role() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The watchdog's thread: stops acting on a lease the loop could not renew in time.
+  void Watch(const absl::Notification* stop);
 
   Leadership leadership_;
   const std::string cluster_;
@@ -51,8 +60,12 @@ class LeadershipLoop {
   const std::function<bool()> ready_;
   const RoleFn on_change_;
   const LeadershipLoopOptions options_;
-  v1::AgentRole role_ = v1::AGENT_ROLE_UNSPECIFIED;
-  int64_t last_epoch_ = 0;
+  // Held across on_change, so changes reach the agent one at a time and in order.
+  mutable absl::Mutex mu_;
+  v1::AgentRole role_ ABSL_GUARDED_BY(mu_) = v1::AGENT_ROLE_UNSPECIFIED;
+  int64_t last_epoch_ ABSL_GUARDED_BY(mu_) = 0;   // led in, or last known
+  int64_t leading_epoch_ ABSL_GUARDED_BY(mu_) = 0;  // the loop's, while its lease holds
+  absl::Time renewed_ ABSL_GUARDED_BY(mu_);         // when the last good renewal was sent
 };
 
 }  // namespace tether::agent

@@ -15,7 +15,12 @@ absl::Status WriteFence::CheckLeads() const {
 absl::Status WriteFence::Check(pqxx::transaction_base& tx) const {
   const int64_t epoch = epoch_.load();
   if (epoch == 0) return CheckLeads();
-  return Fence(tx, cluster_, epoch);
+  std::string schema;
+  {
+    absl::MutexLock lock(&mu_);
+    schema = schema_;
+  }
+  return Fence(tx, cluster_, epoch, schema);
 }
 
 absl::Status CheckFence(const WriteFence* fence, pqxx::transaction_base& tx) {

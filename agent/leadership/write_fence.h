@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tether::agent {
 
@@ -20,6 +22,11 @@ class WriteFence {
   // The cluster is set once it is known (the agent's identity), before any writer runs.
   void set_cluster(std::string cluster) { cluster_ = std::move(cluster); }
 
+  // Where tether_fence lives (Leadership::own_schema()); set before the first epoch.
+  void set_schema(std::string schema) {
+    absl::MutexLock lock(&mu_);
+    schema_ = std::move(schema);
+  }
   void set_epoch(int64_t epoch) { epoch_.store(epoch); }
   int64_t epoch() const { return epoch_.load(); }
   bool leads() const { return epoch() != 0; }
@@ -35,6 +42,8 @@ class WriteFence {
  private:
   std::string cluster_;
   std::atomic<int64_t> epoch_{0};
+  mutable absl::Mutex mu_;
+  std::string schema_ ABSL_GUARDED_BY(mu_);
 };
 
 // OK without a fence (a lite agent); otherwise fence->Check(tx).

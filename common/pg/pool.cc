@@ -20,6 +20,8 @@ bool IsUri(const std::string& url) {
   return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
 }
 
+}  // namespace
+
 std::string WithParameter(const std::string& url, const std::string& key, const std::string& value) {
   if (IsUri(url)) {
     return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&", key, "=",
@@ -27,8 +29,6 @@ std::string WithParameter(const std::string& url, const std::string& key, const 
   }
   return absl::StrCat(url, url.empty() ? "" : " ", key, "='", value, "'");
 }
-
-}  // namespace
 
 std::string WithDatabase(const std::string& url, const std::string& dbname) {
   return WithParameter(url, "dbname", dbname);  // a later dbname wins over the URI's path

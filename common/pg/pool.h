@@ -28,6 +28,8 @@ std::string EpochMicrosSql(absl::string_view column);
 
 // `url` (a postgresql:// URI or a key=value string) with its database replaced by `dbname`.
 std::string WithDatabase(const std::string& url, const std::string& dbname);
+// `url` with connection parameter `key` set to `value` (a later one wins over an earlier one).
+std::string WithParameter(const std::string& url, const std::string& key, const std::string& value);
 // `url` with libpq `options` added (e.g. "-c search_path=acme"); the value must need no quoting.
 std::string WithOptions(const std::string& url, const std::string& options);
 

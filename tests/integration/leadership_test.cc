@@ -108,7 +108,7 @@ TEST_F(LeadershipTest, AStandbyWaitsItsTurnAndBreaksALeaseNoLongerRenewed) {
   {
     pqxx::connection c(url_);
     pqxx::nontransaction tx(c);
-    tx.exec("UPDATE leadership SET renewed_at = now() - interval '1 minute'");
+    tx.exec("UPDATE leadership_leases SET renewed_at = now() - interval '1 minute'");
   }
   broken = b.BreakStaleLease(absl::Seconds(5));
   ASSERT_TRUE(broken.ok()) << broken.status();

@@ -9,6 +9,7 @@
 #include "agent/provision/local_provisioner.h"
 #include "agent/provision/lxd/lxd_provisioner.h"
 #include "common/files.h"
+#include "common/grpc/target.h"
 #include "common/grpc/tls.h"
 
 namespace tether::agent {
@@ -77,7 +78,9 @@ absl::Status Agent::Start() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   // A desired state carries the spec with its files: up to 16 MiB (common/spec/spec.h).
   args.SetMaxReceiveMessageSize(20 << 20);
-  auto channel = grpc::CreateCustomChannel(config_.mothership, *creds, args);
+  auto target = common::ChannelTarget(config_.mothership);
+  if (!target.ok()) return target.status();
+  auto channel = grpc::CreateCustomChannel(*target, *creds, args);
 
   auto provisioner = MakeProvisioner(config_, runner_, clock_);
   if (!provisioner.ok()) return provisioner.status();

@@ -26,7 +26,9 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
   app.add_option("--config", c->config_file,
                  "YAML file of settings (keys are the long flag names); flags and environment win")
       ->envname("TETHER_AGENT_CONFIG");
-  app.add_option("--mothership", c->mothership, "the mothership's HOST:PORT")
+  app.add_option("--mothership", c->mothership,
+                 "the mothership's HOST:PORT, or replicas' IP:PORT,IP:PORT (the agent moves to "
+                 "another when its replica goes away)")
       ->envname("TETHER_MOTHERSHIP")
       ->capture_default_str();
   app.add_option("--bootstrap-token", c->bootstrap_token,

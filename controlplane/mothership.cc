@@ -135,9 +135,19 @@ absl::Status Mothership::Start() {
   if (auto st = MigrateMothershipSchema(database_url_, clock_); !st.ok()) return st;
 
   pool_ = std::make_unique<common::PgPool>(database_url_, 16);
-  events_ = std::make_unique<EventLog>(pool_.get(), clock_, &bus_);
-  streams_ = std::make_unique<StreamRegistry>(&bus_);
-  agents_ = std::make_unique<AgentRegistry>(pool_.get(), events_.get(), &bus_, streams_.get(), clock_,
+  if (config_.database_url.empty()) {
+    bus_ = std::make_unique<InProcessChangeBus>();  // lite: the only replica
+  } else {
+    // Pro: replicas may share the database; what changes here reaches them, and theirs us.
+    auto bus = std::make_unique<PgChangeBus>(database_url_, clock_, &random_);
+    bus->Start();
+    spdlog::info("change bus: LISTEN/NOTIFY on {} with the other replicas", PgChangeBus::kChannel);
+    pg_bus_ = bus.get();
+    bus_ = std::move(bus);
+  }
+  events_ = std::make_unique<EventLog>(pool_.get(), clock_, bus_.get());
+  streams_ = std::make_unique<StreamRegistry>(bus_.get());
+  agents_ = std::make_unique<AgentRegistry>(pool_.get(), events_.get(), bus_.get(), streams_.get(), clock_,
                                             config_.heartbeat_ttl);
   tokens_ = std::make_unique<TokenStore>(pool_.get(), events_.get(), clock_);
 
@@ -154,8 +164,8 @@ absl::Status Mothership::Start() {
   }
 
   reports_ = std::make_unique<AgentReports>(pool_.get(), events_.get(), clock_);
-  specs_ = std::make_unique<SpecStore>(pool_.get(), events_.get(), &bus_, clock_);
-  commands_ = std::make_unique<CommandStore>(pool_.get(), events_.get(), &bus_, clock_);
+  specs_ = std::make_unique<SpecStore>(pool_.get(), events_.get(), bus_.get(), clock_);
+  commands_ = std::make_unique<CommandStore>(pool_.get(), events_.get(), bus_.get(), clock_);
   session_backend_ = std::make_unique<StoreSessionBackend>(agents_.get(), reports_.get(),
                                                            specs_.get(), commands_.get());
   blocking_ = std::make_unique<common::WorkPool>(4);
@@ -169,7 +179,7 @@ absl::Status Mothership::Start() {
   control_deps_.specs = specs_.get();
   control_deps_.reports = reports_.get();
   control_deps_.commands = commands_.get();
-  control_deps_.bus = &bus_;
+  control_deps_.bus = bus_.get();
   control_deps_.blocking = blocking_.get();
   lifecycle_.ready.store(true);
   server_->GetHealthCheckService()->SetServingStatus(true);
@@ -216,12 +226,13 @@ void Mothership::Shutdown() {
   shut_down_ = true;
   lifecycle_.stopping.store(true);
   // Followers' streams never end by themselves: end them now rather than at the deadline.
-  bus_.Publish({Change::Kind::kShutdown, "", "", 0});
+  if (bus_ != nullptr) bus_->Publish({Change::Kind::kShutdown, "", "", 0});
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (housekeeping_.joinable()) housekeeping_.join();
+  if (pg_bus_ != nullptr) pg_bus_->Stop();
   // Lite mode's PostgreSQL serves only us. (After a crash it keeps running, and the next
   // start reuses it.)
   if (local_postgres_ != nullptr && local_postgres_->IsRunning().value_or(false)) {

@@ -22,6 +22,7 @@
 #include "controlplane/agents/session_backend.h"
 #include "controlplane/api/services.h"
 #include "controlplane/fanout/change_bus.h"
+#include "controlplane/fanout/pg_change_bus.h"
 
 namespace tether::controlplane {
 
@@ -60,7 +61,8 @@ class Mothership {
   Lifecycle lifecycle_;
   AgentServiceDeps agent_deps_;
   ControlServiceDeps control_deps_;
-  InProcessChangeBus bus_;
+  std::unique_ptr<ChangeBus> bus_;  // in-process (lite), or LISTEN/NOTIFY between replicas
+  PgChangeBus* pg_bus_ = nullptr;   // bus_, when it is one
   std::unique_ptr<grpc::Service> agent_service_;
   std::unique_ptr<grpc::Service> control_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/files.h"
 #include "common/pg/local_postgres.h"
 #include "common/process.h"
@@ -18,6 +19,7 @@ namespace tether::testing {
 
 Fleet::~Fleet() {
   mothership_.reset();
+  replicas_.clear();
   agents_.clear();
   // PostgreSQL servers started by pg_ctl outlive the processes that started them.
   for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
@@ -58,6 +60,28 @@ bool Fleet::StartMothershipAgain() {
   if (!m.ok()) return false;
   mothership_ = std::move(m->process);
   return m->server == server_;
+}
+
+bool Fleet::StartReplicas(int count, const std::string& database_url) {
+  for (int i = 0; i < count; ++i) {
+    const std::string name = absl::StrCat("replica-", i);
+    auto m = StartMothershipProcess(
+        TETHER_MOTHERSHIP_BIN, dir_.path() + "/" + name,
+        {"--listen", "127.0.0.1:0", "--heartbeat-ttl", "3s", "--database-url", database_url},
+        dir_.path() + "/" + name + ".log");
+    EXPECT_TRUE(m.ok()) << m.status();
+    if (!m.ok()) return false;
+    replicas_.push_back(std::move(m->process));
+    replica_servers_.push_back(m->server);
+    if (i == 0) token_ = m->token;
+  }
+  server_ = absl::StrJoin(replica_servers_, ",");
+  return true;
+}
+
+void Fleet::KillReplica(int i) {
+  replicas_[i]->Signal(SIGKILL);
+  replicas_[i]->Wait();
 }
 
 std::string Fleet::CreateToken(const std::string& cluster) {
@@ -140,6 +164,9 @@ std::string Fleet::AgentDatabaseUrl(const std::string& name, const std::string& 
 
 std::string Fleet::Logs() {
   std::string logs = absl::StrCat("--- mothership ---\n", mothership_ ? mothership_->Log() : "");
+  for (size_t i = 0; i < replicas_.size(); ++i) {
+    absl::StrAppend(&logs, "--- replica-", i, " ---\n", replicas_[i]->Log());
+  }
   for (const auto& [name, agent] : agents_) absl::StrAppend(&logs, "--- ", name, " ---\n", agent->Log());
   return logs;
 }

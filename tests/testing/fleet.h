@@ -29,6 +29,15 @@ class Fleet {
   // Starts it again on the same address and data dir (its PostgreSQL, left running by a kill,
   // is reused); false when it does not come back there.
   bool StartMothershipAgain();
+  // Starts `count` replicas of a pro mothership on `database_url`, one after the other (the
+  // first makes the operator token); the fleet's server becomes the list of their addresses,
+  // which agents and tetherctl are given. False (and a test failure) when one does not come up.
+  bool StartReplicas(int count, const std::string& database_url);
+  // SIGKILLs replica `i` and waits for it.
+  void KillReplica(int i);
+  const std::string& replica_server(int i) const { return replica_servers_[i]; }
+  // What agents started from now on, and tetherctl, are given as the mothership.
+  void set_server(std::string server) { server_ = std::move(server); }
   // A bootstrap token of `cluster`.
   std::string CreateToken(const std::string& cluster);
   // Starts agent `name` with its data dir under the fleet's directory.
@@ -67,6 +76,8 @@ class Fleet {
   TempDir dir_;
   std::unique_ptr<ChildProcess> mothership_;
   std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
+  std::vector<std::unique_ptr<ChildProcess>> replicas_;
+  std::vector<std::string> replica_servers_;
   std::string server_;
   std::string token_;
 };

@@ -15,7 +15,7 @@ namespace tether::testing {
 struct MothershipProcess {
   std::unique_ptr<ChildProcess> process;
   std::string server;  // HOST:PORT from DATA_DIR/mothership.addr
-  std::string token;   // from DATA_DIR/operator.token
+  std::string token;   // from DATA_DIR/operator.token; "" when another replica made it
 };
 
 // `args` are the binary's flags besides --data-dir. kUnavailable, with the log, when the

@@ -13,7 +13,9 @@
 namespace tether::ctl {
 
 void AddCtlFlags(CLI::App& app, CtlConfig* c) {
-  app.add_option("--server", c->server, absl::StrCat("mothership HOST:PORT (default ", kDefaultServer, ")"))
+  app.add_option("--server", c->server,
+                 absl::StrCat("mothership HOST:PORT, or replicas' IP:PORT,IP:PORT (default ",
+                              kDefaultServer, ")"))
       ->envname("TETHER_SERVER");
   app.add_option("--token", c->token, "operator token (DATA_DIR/operator.token on the mothership)")
       ->envname("TETHER_TOKEN");

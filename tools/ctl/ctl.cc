@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/grpc/target.h"
 #include "common/grpc/tls.h"
 #include "common/random.h"
 #include "tools/ctl/commands/command.h"
@@ -96,12 +97,17 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     err << "tetherctl: " << creds.status().message() << "\n";
     return 2;
   }
+  auto target = common::ChannelTarget(config.server);
+  if (!target.ok()) {
+    err << "tetherctl: --server: " << target.status().message() << "\n";
+    return 2;
+  }
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(20 << 20);  // a spec with its files (get spec --files)
   common::RealRandom random;
   const bool terminal = IsLiveTerminal(out);
   Session session{config,
-                  v1::ControlService::NewStub(grpc::CreateCustomChannel(config.server, *creds, channel_args)),
+                  v1::ControlService::NewStub(grpc::CreateCustomChannel(*target, *creds, channel_args)),
                   &out,
                   &err,
                   common::RealClock::Get(),

@@ -37,6 +37,14 @@ void AddMothershipFlags(CLI::App& app, MothershipConfig* c) {
       ->capture_default_str();
   common::AddDurationOption(app, "--heartbeat-ttl", &c->heartbeat_ttl,
                             "an agent silent for this long is lost", "TETHER_HEARTBEAT_TTL");
+  app.add_option("--admit-rate", c->admit_rate,
+                 "new agent streams admitted a second; the rest are told when to come back "
+                 "(0: no limit)")
+      ->envname("TETHER_ADMIT_RATE")
+      ->capture_default_str();
+  app.add_option("--admit-burst", c->admit_burst, "new agent streams admitted at once")
+      ->envname("TETHER_ADMIT_BURST")
+      ->capture_default_str();
   app.add_option("--postgres-bin-dir", c->postgres_bin_dir,
                  "PostgreSQL server binaries for lite mode")
       ->envname("TETHER_POSTGRES_BIN_DIR");
@@ -60,6 +68,12 @@ absl::Status FinishMothershipConfig(CLI::App& app, MothershipConfig* c) {
   }
   if (c->heartbeat_ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--heartbeat-ttl must be positive");
+  }
+  if (!(c->admit_rate >= 0 && c->admit_rate <= 1e6)) {
+    return absl::InvalidArgumentError("--admit-rate must be between 0 (no limit) and 1000000");
+  }
+  if (c->admit_burst < 1 || c->admit_burst > 1000000) {
+    return absl::InvalidArgumentError("--admit-burst must be between 1 and 1000000");
   }
   return absl::OkStatus();
 }

@@ -22,6 +22,8 @@ struct MothershipConfig {
   std::string log_format = "text";
   std::string log_level = "info";
   absl::Duration heartbeat_ttl = absl::Seconds(15);
+  double admit_rate = 1000;  // new agent streams a second (0: no limit)
+  int admit_burst = 1000;
   std::string postgres_bin_dir;  // default: the newest /usr/lib/postgresql/*/bin
 };
 

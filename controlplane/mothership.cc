@@ -173,6 +173,8 @@ absl::Status Mothership::Start() {
   agent_deps_.streams = streams_.get();
   agent_deps_.sessions = session_backend_.get();
   agent_deps_.blocking = blocking_.get();
+  admission_ = std::make_unique<Admission>(config_.admit_rate, config_.admit_burst, clock_);
+  agent_deps_.admission = admission_.get();
   control_deps_.agents = agents_.get();
   control_deps_.tokens = tokens_.get();
   control_deps_.events = events_.get();

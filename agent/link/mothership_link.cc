@@ -11,8 +11,10 @@
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/grpc/metadata.h"
 #include "common/secrets.h"
 #include "common/grpc/status.h"
 
@@ -125,6 +127,11 @@ bool MothershipLink::SendCommandUpdate(const v1::CommandUpdate& update) {
   return session != nullptr && session->SendCommandUpdate(update);
 }
 
+absl::Duration MothershipLink::last_retry_hint() const {
+  absl::MutexLock lock(&mu_);
+  return retry_hint_;
+}
+
 bool MothershipLink::SendHealthNow() {
   std::shared_ptr<LinkSession> session;
   {
@@ -189,7 +196,8 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
                    ended.error_message());
       id.reset();
     }
-    const absl::Duration delay = backoff.Next();
+    // The mothership's hint when it gave one, on top of our own jittered backoff.
+    const absl::Duration delay = backoff.Next() + last_retry_hint();
     spdlog::warn("stream ended code={} reason=\"{}\" reconnect_in={}",
                  static_cast<int>(ended.error_code()), ended.error_message(),
                  absl::FormatDuration(delay));
@@ -258,7 +266,17 @@ grpc::Status MothershipLink::RunStream(LinkSession* session, common::Backoff* ba
   stream_done.Notify();
   if (heartbeats.joinable()) heartbeats.join();
   grpc::Status status = stream->Finish();
+  // A replica admitting streams at a bounded rate says when to come back.
+  absl::Duration hint = absl::ZeroDuration();
+  const auto& trailers = context.GetServerTrailingMetadata();
+  if (auto it = trailers.find(common::kRetryAfterMetadata); it != trailers.end()) {
+    int64_t ms = 0;
+    if (absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) && ms > 0) {
+      hint = std::min(absl::Milliseconds(ms), kMaxRetryHint);
+    }
+  }
   absl::MutexLock lock(&mu_);
+  retry_hint_ = hint;
   stream_context_ = nullptr;
   connected_ = false;
   return status;

@@ -74,6 +74,9 @@ class MothershipLink {
   void SetAppliedRevision(int64_t revision);
 
   bool connected() const;
+  // The wait the mothership asked for when it ended the last stream (a replica admitting new
+  // streams at a bounded rate); the link waits that long on top of its own backoff.
+  absl::Duration last_retry_hint() const;
   std::optional<Identity> identity() const;
 
  private:
@@ -90,6 +93,9 @@ class MothershipLink {
   mutable absl::Mutex mu_;
   grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // When to come back, as the mothership said when it ended the last stream (0: it did not).
+  absl::Duration retry_hint_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+  static constexpr absl::Duration kMaxRetryHint = absl::Minutes(10);
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<Identity> identity_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<LinkSession> session_ ABSL_GUARDED_BY(mu_);  // of the current identity

@@ -43,6 +43,18 @@ class ConnectReactor final
       Finish(ToGrpcStatus(kStarting));
       return;
     }
+    // A fleet reconnecting at once is let in at the admission rate, the rest told when to return.
+    if (deps_->admission != nullptr) {
+      if (auto wait = deps_->admission->Admit(); wait.has_value()) {
+        const int64_t ms = absl::ToInt64Milliseconds(*wait) + 1;
+        context->AddTrailingMetadata(common::kRetryAfterMetadata, absl::StrCat(ms));
+        Finish(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("this mothership admits ", deps_->admission->rate(),
+                         " new agent streams a second; come back in ", ms, " ms")));
+        return;
+      }
+    }
     // Checking the credential reads the database: do it on the blocking pool.
     jobs_ = 1;
     deps_->blocking->Submit([this, agent_id = MetadataValue(context, "x-tether-agent-id"),

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/work_pool.h"
+#include "controlplane/agents/admission.h"
 #include "controlplane/agents/agent_registry.h"
 #include "controlplane/agents/reports.h"
 #include "controlplane/agents/session.h"
@@ -32,6 +33,8 @@ struct AgentServiceDeps {
   AgentRegistry* agents = nullptr;
   StreamRegistry* streams = nullptr;
   AgentSessionBackend* sessions = nullptr;
+  // How fast new streams are taken; null: all at once.
+  Admission* admission = nullptr;
   // Runs the database work of streams (credential checks, acks) off gRPC's callback threads.
   common::WorkPool* blocking = nullptr;
 };

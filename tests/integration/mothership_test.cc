@@ -12,6 +12,8 @@
 #include <tuple>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/link/mothership_link.h"
 #include "common/files.h"
@@ -41,6 +43,8 @@ class MothershipTest : public ::testing::Test {
     config.data_dir = dir_.path();
     config.database_url = url_;
     config.heartbeat_ttl = absl::Seconds(10);
+    config.admit_rate = admit_rate_;
+    config.admit_burst = 1;
     mothership_ = std::make_unique<Mothership>(config, &clock_, &runner_);
     absl::Status st = mothership_->Start();
     ASSERT_TRUE(st.ok()) << st;
@@ -191,6 +195,7 @@ class MothershipTest : public ::testing::Test {
   testing::FakeClock clock_;
   common::RealProcessRunner runner_;
   std::string url_;
+  double admit_rate_ = 0;  // no limit unless a test sets one
   std::unique_ptr<Mothership> mothership_;
   std::string operator_token_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -595,10 +600,11 @@ TEST_F(MothershipTest, AReportedOnboardingMustBeAKnownMethodAndAFingerprint) {
 // Runs a real MothershipLink (real clock, fast heartbeats) against the test's mothership.
 class LinkRunner {
  public:
-  LinkRunner(const std::string& target, const std::string& token, const std::string& data_dir)
+  LinkRunner(const std::string& target, const std::string& token, const std::string& data_dir,
+             const std::string& name = "web-1")
       : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())) {
     agent::LinkOptions options;
-    options.name = "web-1";
+    options.name = name;
     options.bootstrap_token = token;
     options.data_dir = data_dir;
     options.version = "test";
@@ -669,6 +675,48 @@ TEST_F(MothershipTest, LinkReconnectsAfterARestartWithoutRegisteringAgain) {
   auto kinds = EventKinds();
   EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.registered"), 1);
   EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.reregistered"), 0);
+}
+
+TEST_F(MothershipTest, StreamsBeyondTheAdmissionRateAreToldWhenToComeBackOneSlotApart) {
+  mothership_->Shutdown();
+  admit_rate_ = 1;  // a stream a second, one at a time; the clock stands still
+  StartMothership("127.0.0.1:0");
+  auto token = CreateToken("shop");
+  v1::RegisterResponse a, b;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &a).ok());
+  ASSERT_TRUE(Register(token.secret(), "web-2", &b).ok());
+
+  RawStream first = OpenStream(a, a.incarnation());
+  v1::MothershipMessage msg;
+  ASSERT_TRUE(first.stream->Read(&msg));
+  EXPECT_TRUE(msg.has_welcome());
+
+  // The next ones are refused, each told a later slot.
+  std::vector<int64_t> hints;
+  for (int i = 0; i < 2; ++i) {
+    RawStream refused = OpenStream(b, b.incarnation());
+    EXPECT_FALSE(refused.stream->Read(&msg));
+    grpc::Status st = refused.stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "admits 1 new agent streams a second"))
+        << st.error_message();
+    const auto& trailers = refused.context->GetServerTrailingMetadata();
+    auto it = trailers.find("x-tether-retry-after-ms");
+    ASSERT_NE(it, trailers.end());
+    int64_t ms = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(std::string(it->second.data(), it->second.size()), &ms));
+    hints.push_back(ms);
+  }
+  EXPECT_EQ(hints[0], 1001);
+  EXPECT_EQ(hints[1], 2001);
+  EXPECT_EQ(GetAgent("web-2").status(), v1::AGENT_STATUS_REGISTERED);  // never on a stream
+
+  // The agent's link waits as it is told; once the slot comes, it is let in.
+  testing::TempDir agent_dir;
+  LinkRunner runner(absl::StrCat("127.0.0.1:", mothership_->port()), token.secret(),
+                    agent_dir.path(), "web-3");
+  ASSERT_TRUE(PollUntil([&] { return runner.link().last_retry_hint() >= absl::Seconds(3); }));
+  EXPECT_FALSE(runner.link().connected());
 }
 
 TEST_F(MothershipTest, ARecreatedAgentGetsANewIncarnationAndTheOldStreamIsClosed) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/reconcile/reconciler.h"
+#include "common/spec/spec.h"
 #include "common/logging.h"
 
 namespace tether::agent {
@@ -65,6 +66,32 @@ absl::StatusOr<CommandEnvironment> ReconcileLoop::ForCommand(int64_t min_revisio
   return out;
 }
 
+void ReconcileLoop::Follow() {
+  std::optional<Desired> newest;
+  {
+    absl::MutexLock lock(&mu_);
+    newest = newest_;
+  }
+  if (!newest.has_value() || newest->revision <= followed_) return;
+  auto applied = env_->LoadAppliedRevision();
+  if (!applied.ok() || *applied != newest->revision) return;  // not yet, or cannot tell
+  auto records = env_->Records();
+  auto migrations = common::SpecMigrations(newest->spec);
+  if (!records.ok() || !migrations.ok()) return;
+  auto list = (*records)->List();
+  if (!list.ok()) return;
+  ReconcileReport report;
+  report.revision = *applied;
+  report.tenants = TenantStatuses(*list, *migrations);
+  {
+    absl::MutexLock lock(&mu_);
+    applied_ = *applied;
+  }
+  followed_ = *applied;
+  spdlog::info("standing by: the leader applied revision={}; acking it", *applied);
+  report_(report);
+}
+
 int64_t ReconcileLoop::applied_revision() const {
   absl::MutexLock lock(&mu_);
   return applied_;
@@ -115,6 +142,11 @@ ReconcileLoop::Work ReconcileLoop::Next(absl::Time deadline, const absl::Notific
       standing_by = !acting_;
     }
     if (stop->HasBeenNotified()) return work;
+    if (standing_by && take_tasks && clock_->Now() >= next_follow_) {
+      next_follow_ = clock_->Now() + options_.follow;
+      work.follow = true;
+      return work;
+    }
     // A standby's retries and resyncs are not due: it waits to lead.
     if (!standing_by && clock_->Now() >= deadline) {
       work.timed_out = true;
@@ -159,6 +191,10 @@ void ReconcileLoop::Run(const absl::Notification* stop,
       work.tasks.clear();
     }
     if (stop->HasBeenNotified()) return;
+    if (work.follow) {
+      Follow();
+      continue;
+    }
     // Commands first: one resumed at start-up runs before a reconcile could act on a tenant
     // it left part-way.
     for (Task& task : work.tasks) {

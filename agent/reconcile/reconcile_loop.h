@@ -9,7 +9,10 @@
 // changed tenants it reconciles its revision again at once (ReconcileNow), so a fresh Ack
 // reports them. A pro agent that stands by does neither (SetActing(false)): revisions and tasks
 // wait, and the leader's are taken up the moment it leads; a reconcile that loses leadership
-// part-way is not reported (its fenced writes failed) and waits to be done again. Run() owns
+// part-way is not reported (its fenced writes failed) and waits to be done again. Meanwhile it
+// follows the leader: every `follow` it reads the applied revision the agents share and, when
+// the leader has applied the newest revision this agent received, acks it with the tenants as
+// the shared records have them (its database is at that revision, whoever applied it). Run() owns
 // the thread; Desire(), Schedule(), ReconcileNow(), SetActing() and applied_revision() are
 // safe from any thread.
 #pragma once
@@ -58,6 +61,7 @@ struct ReconcileLoopOptions {
   absl::Duration resync = absl::Minutes(5);
   absl::Duration ready_poll = absl::Milliseconds(200);
   int concurrency = 4;  // tenants reconciled at once
+  absl::Duration follow = absl::Seconds(1);  // a standby looks at what the leader applied
 };
 
 // What a command runs with: the newest spec the loop knows, and the agent's PostgreSQL.
@@ -114,10 +118,13 @@ class ReconcileLoop {
     std::vector<Task> tasks;
     bool again = false;      // ReconcileNow()
     bool timed_out = false;  // `deadline` passed
+    bool follow = false;     // standing by, and time to look at what the leader applied
   };
   // Waits until there is something to do (or `deadline`, or stop); returns it. Tasks are taken
   // only when they are due and PostgreSQL is ready.
   Work Next(absl::Time deadline, const absl::Notification* stop);
+  // Standing by: acks the newest revision received once the leader has applied it.
+  void Follow();
 
   ReconcileEnvironment* env_;
   common::Clock* clock_;
@@ -137,6 +144,8 @@ class ReconcileLoop {
   bool again_ ABSL_GUARDED_BY(mu_) = false;
   bool acting_ ABSL_GUARDED_BY(mu_) = true;
   int64_t applied_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t followed_ = 0;                 // the last revision acked as a standby (Run's alone)
+  absl::Time next_follow_ = absl::InfinitePast();  // Next's alone
 };
 
 }  // namespace tether::agent

@@ -66,21 +66,43 @@ absl::StatusOr<PingResult> Ping(const std::string& url) {
 PgPool::PgPool(std::string url, int max_connections)
     : url_(std::move(url)), max_connections_(max_connections) {}
 
+namespace {
+
+// An idle connection whose server went away (a restart closed it) is found out by reading what
+// is waiting on its socket, without a round trip: lent out, it would fail its caller's first
+// statement.
+bool StillOpen(pqxx::connection& conn) {
+  try {
+    conn.get_notifs();
+    return conn.is_open();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<pqxx::connection>> PgPool::Acquire() {
-  {
-    absl::MutexLock lock(&mu_);
-    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !idle_.empty() || open_ < max_connections_;
-    };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&available), absl::Seconds(30))) {
-      return absl::UnavailableError("database connection pool exhausted for 30s");
-    }
-    if (!idle_.empty()) {
-      auto conn = std::move(idle_.front());
+  for (;;) {
+    std::unique_ptr<pqxx::connection> idle;
+    {
+      absl::MutexLock lock(&mu_);
+      auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !idle_.empty() || open_ < max_connections_;
+      };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&available), absl::Seconds(30))) {
+        return absl::UnavailableError("database connection pool exhausted for 30s");
+      }
+      if (idle_.empty()) {
+        ++open_;
+        break;
+      }
+      idle = std::move(idle_.front());
       idle_.pop_front();
-      return conn;
     }
-    ++open_;
+    if (StillOpen(*idle)) return idle;
+    absl::MutexLock lock(&mu_);
+    --open_;  // dropped: the next one, or a new connection
   }
   auto conn = Connect(url_);
   if (!conn.ok()) {

@@ -116,16 +116,23 @@ void AgentSession::OnRevision(int64_t revision) {
 }
 
 void AgentSession::Seen(const v1::Health& health, std::optional<int64_t> applied_revision) {
-  const v1::Health h = Bounded(health);
-  backend_->RecordSeen(identity_, h, applied_revision);
-  if (h.role() != v1::AGENT_ROLE_LEADER || h.epoch() <= leader_epoch_recorded_) return;
-  // Before anything else the agent sends: its commands' updates find them routed to it.
-  if (absl::Status st = backend_->RecordLeader(identity_, h.epoch()); !st.ok()) {
-    spdlog::warn("cannot record a leader agent={} epoch={} reason=\"{}\"", identity_.name,
-                 h.epoch(), st.message());
-    if (!absl::IsFailedPrecondition(st)) return;  // tried again with the next heartbeat
+  v1::Health h = Bounded(health);
+  if (h.role() == v1::AGENT_ROLE_LEADER && !not_pro_ && h.epoch() > leader_epoch_recorded_) {
+    // Before anything else the agent sends: its commands' updates find them routed to it.
+    if (absl::Status st = backend_->RecordLeader(identity_, h.epoch()); st.ok()) {
+      leader_epoch_recorded_ = h.epoch();
+    } else {
+      spdlog::warn("cannot record a leader agent={} epoch={} reason=\"{}\"", identity_.name,
+                   h.epoch(), st.message());
+      not_pro_ = absl::IsFailedPrecondition(st);  // otherwise tried again with the next one
+    }
   }
-  leader_epoch_recorded_ = h.epoch();
+  // A lite agent leads nothing: what it says of a role is not shown as one.
+  if (not_pro_) {
+    h.clear_role();
+    h.clear_epoch();
+  }
+  backend_->RecordSeen(identity_, h, applied_revision);
 }
 
 absl::Status AgentSession::OnHello(const v1::Hello& hello) {

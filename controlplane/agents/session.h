@@ -111,6 +111,7 @@ class AgentSession final : public AgentStream,
   // The newest epoch this stream's agent was recorded as leading in (OnMessage's alone: it is
   // called one message at a time).
   int64_t leader_epoch_recorded_ = 0;
+  bool not_pro_ = false;  // it claimed to lead, but it is not a pro agent
   StreamRegistry* streams_;
   absl::Mutex mu_;
   SessionOutbox* outbox_ ABSL_GUARDED_BY(mu_);

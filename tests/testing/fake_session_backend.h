@@ -64,7 +64,7 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
   absl::Status RecordLeader(const controlplane::AgentIdentity&, int64_t epoch) override {
     absl::MutexLock lock(&mu_);
     leader_epochs.push_back(epoch);
-    return absl::OkStatus();
+    return leader_answer;
   }
 
   void SetLatest(int64_t revision) {
@@ -81,6 +81,7 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
   std::vector<v1::Command> commands;  // unfinished, for this agent
   std::vector<v1::CommandUpdate> updates;
   std::vector<int64_t> leader_epochs;  // RecordLeader calls
+  absl::Status leader_answer;          // what RecordLeader returns
 };
 
 // A SessionOutbox that records what the session sends and whether it closed the stream.

@@ -64,6 +64,48 @@ TEST_F(AgentSessionTest, HeartbeatsAreRecorded) {
   EXPECT_EQ(backend_.seen[1].reason(), "fine");
 }
 
+// A Hello or heartbeat whose health says LEADER: each newer epoch is recorded once, before the
+// health is kept; an epoch that cannot be one never is.
+TEST_F(AgentSessionTest, ANewerLeaderEpochIsRecordedOnceAndANonsenseOneNever) {
+  v1::AgentMessage hello = Hello(0);
+  hello.mutable_hello()->mutable_status()->set_role(v1::AGENT_ROLE_LEADER);
+  hello.mutable_hello()->mutable_status()->set_epoch(3);
+  ASSERT_TRUE(session_->OnMessage(hello).ok());
+  auto beat = [&](int64_t epoch, int role = v1::AGENT_ROLE_LEADER) {
+    v1::AgentMessage m;
+    m.mutable_heartbeat()->mutable_health()->set_role(static_cast<v1::AgentRole>(role));
+    m.mutable_heartbeat()->mutable_health()->set_epoch(epoch);
+    return session_->OnMessage(m);
+  };
+  ASSERT_TRUE(beat(3).ok());
+  ASSERT_TRUE(beat(4).ok());
+  ASSERT_TRUE(beat(2).ok());
+  ASSERT_TRUE(beat(-1).ok());
+  ASSERT_TRUE(beat(int64_t{1} << 62).ok());
+  ASSERT_TRUE(beat(9, 77).ok());  // no role this build knows
+  EXPECT_EQ(backend_.leader_epochs, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(backend_.seen[5].epoch(), 0);
+  EXPECT_EQ(backend_.seen[6].role(), v1::AGENT_ROLE_UNSPECIFIED);
+}
+
+TEST_F(AgentSessionTest, AnAgentNotInProModeThatClaimsToLeadIsShownWithoutARole) {
+  backend_.leader_answer = absl::FailedPreconditionError("not in pro mode");
+  v1::AgentMessage hello = Hello(0);
+  hello.mutable_hello()->mutable_status()->set_role(v1::AGENT_ROLE_LEADER);
+  hello.mutable_hello()->mutable_status()->set_epoch(3);
+  ASSERT_TRUE(session_->OnMessage(hello).ok());
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->mutable_health()->set_role(v1::AGENT_ROLE_LEADER);
+  beat.mutable_heartbeat()->mutable_health()->set_epoch(4);
+  ASSERT_TRUE(session_->OnMessage(beat).ok());
+  EXPECT_EQ(backend_.leader_epochs, (std::vector<int64_t>{3}));  // asked once
+  ASSERT_EQ(backend_.seen.size(), 2u);
+  for (const auto& h : backend_.seen) {
+    EXPECT_EQ(h.role(), v1::AGENT_ROLE_UNSPECIFIED);
+    EXPECT_EQ(h.epoch(), 0);
+  }
+}
+
 TEST_F(AgentSessionTest, AStaleIncarnationIsRefused) {
   streams_.Supersede("id-1", 3, absl::UnauthenticatedError("re-registered"));
   EXPECT_EQ(session_->OnMessage(Hello(0)).code(), absl::StatusCode::kUnauthenticated);

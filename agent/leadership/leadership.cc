@@ -14,18 +14,11 @@ namespace {
 // 1 s, 3 unanswered end it; unacknowledged data is given 5 s. The server is asked the same for
 // its side (the options below), so a leader whose network dies loses its session, and the lock,
 // in seconds rather than the kernel's two hours.
-std::string WithKeepalives(std::string url) {
-  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-           {"keepalives", "1"},
-           {"keepalives_idle", "2"},
-           {"keepalives_interval", "1"},
-           {"keepalives_count", "3"},
-           {"tcp_user_timeout", "5000"},
-           {"application_name", "tether-leadership"}}) {
-    url = common::WithParameter(url, key, value);
-  }
-  return common::WithOptions(url, "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 "
-                                  "-c tcp_keepalives_count=3 -c tcp_user_timeout=5000");
+std::string LeadershipUrl(const std::string& url) {
+  const std::string client = common::WithParameter(
+      common::WithKeepalives(url, 2, 1, 3, "tether-leadership"), "tcp_user_timeout", "5000");
+  return common::WithOptions(client, "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 "
+                                     "-c tcp_keepalives_count=3 -c tcp_user_timeout=5000");
 }
 
 // The advisory lock key of a cluster's leadership (one bigint key: a space apart from the
@@ -42,7 +35,7 @@ Leadership::~Leadership() { Resign(); }
 
 absl::Status Leadership::Connect() {
   if (conn_ != nullptr && conn_->is_open()) return absl::OkStatus();
-  auto conn = common::Connect(WithKeepalives(options_.url));
+  auto conn = common::Connect(LeadershipUrl(options_.url));
   if (!conn.ok()) return conn.status();
   conn_ = *std::move(conn);
   return absl::OkStatus();

@@ -30,6 +30,15 @@ std::string WithParameter(const std::string& url, const std::string& key, const 
   return absl::StrCat(url, url.empty() ? "" : " ", key, "='", value, "'");
 }
 
+std::string WithKeepalives(const std::string& url, int idle_s, int interval_s, int count,
+                           const std::string& application_name) {
+  std::string out = WithParameter(url, "keepalives", "1");
+  out = WithParameter(out, "keepalives_idle", absl::StrCat(idle_s));
+  out = WithParameter(out, "keepalives_interval", absl::StrCat(interval_s));
+  out = WithParameter(out, "keepalives_count", absl::StrCat(count));
+  return WithParameter(out, "application_name", application_name);
+}
+
 std::string WithDatabase(const std::string& url, const std::string& dbname) {
   return WithParameter(url, "dbname", dbname);  // a later dbname wins over the URI's path
 }

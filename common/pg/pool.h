@@ -30,6 +30,11 @@ std::string EpochMicrosSql(absl::string_view column);
 std::string WithDatabase(const std::string& url, const std::string& dbname);
 // `url` with connection parameter `key` set to `value` (a later one wins over an earlier one).
 std::string WithParameter(const std::string& url, const std::string& key, const std::string& value);
+// `url` with TCP keepalives from `idle_s` seconds idle, every `interval_s`, ended after `count`
+// unanswered, and `application_name` (how the session shows in pg_stat_activity): for a
+// connection that waits long (a lock, LISTEN) and must notice a dead network in seconds.
+std::string WithKeepalives(const std::string& url, int idle_s, int interval_s, int count,
+                           const std::string& application_name);
 // `url` with libpq `options` added (e.g. "-c search_path=acme"); the value must need no quoting.
 std::string WithOptions(const std::string& url, const std::string& options);
 

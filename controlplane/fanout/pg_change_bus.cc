@@ -16,19 +16,6 @@
 namespace tether::controlplane {
 namespace {
 
-// Keepalives on the listener's connection: a silent network death ends it in seconds.
-std::string WithKeepalives(std::string url) {
-  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-           {"keepalives", "1"},
-           {"keepalives_idle", "5"},
-           {"keepalives_interval", "2"},
-           {"keepalives_count", "3"},
-           {"application_name", "tether-mothership-bus"}}) {
-    url = common::WithParameter(url, key, value);
-  }
-  return url;
-}
-
 constexpr size_t kMaxPayload = 1024;  // ours are ~100 bytes; PostgreSQL allows 8000
 constexpr size_t kBatch = 200;         // changes sent in one transaction
 
@@ -205,7 +192,8 @@ void PgChangeBus::ListenLoop() {
   bool first = true;
   while (!stop_.HasBeenNotified()) {
     try {
-      pqxx::connection conn(WithKeepalives(url_));
+      // Keepalives: a silent network death ends the listener's connection in seconds.
+      pqxx::connection conn(common::WithKeepalives(url_, 5, 2, 3, "tether-mothership-bus"));
       Receiver receiver(conn, [this](const std::string& payload) { Received(payload); });
       {
         absl::MutexLock lock(&mu_);

@@ -220,13 +220,7 @@ TEST_F(CommandsTest, AnAgentKilledPartWayFinishesTheCommandOnceAfterItRestarts) 
   ASSERT_EQ(fleet_.Ctl({"logs", id}, &out), 0);
   EXPECT_NE(out.find("resuming after a restart"), std::string::npos) << out;
 
-  auto events = fleet_.CtlJson({"events"});
-  int finished = 0;
-  for (const auto& e : events["events"]) {
-    finished += e["kind"] == "command.finished" &&
-                absl::StrContains(e["message"].get<std::string>(), absl::StrCat("command ", id, " "));
-  }
-  EXPECT_EQ(finished, 1);
+  EXPECT_EQ(fleet_.FinishedEvents(id), 1);
 }
 
 TEST_F(CommandsTest, AFollowerSurvivesAKilledMothershipWithNothingLostOrDoubled) {

@@ -169,14 +169,7 @@ TEST_F(ReplicasTest, AReplicaKilledDuringAnApplyLosesNothing) {
   std::multiset<std::string> texts;
   for (const auto& l : all) texts.insert(l.size() > 13 ? l.substr(13) : l);
   for (const auto& t : texts) EXPECT_EQ(texts.count(t), 1u) << "doubled: " << t << "\n" << lines;
-  int finished = 0;
-  const nlohmann::json events = fleet_.CtlJson({"events", "--limit", "1000"});
-  ASSERT_TRUE(events.contains("events"));
-  for (const auto& e : events["events"]) {
-    finished += e["kind"] == "command.finished" &&
-                absl::StrContains(e["message"].get<std::string>(), absl::StrCat("command ", id, " "));
-  }
-  EXPECT_EQ(finished, 1);
+  EXPECT_EQ(fleet_.FinishedEvents(id), 1);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
@@ -135,6 +136,17 @@ nlohmann::json Fleet::CtlJson(const std::vector<std::string>& args) {
   std::string out;
   if (Ctl(argv, &out) != 0) return nlohmann::json::object();
   return nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+}
+
+int Fleet::FinishedEvents(const std::string& id) {
+  const nlohmann::json events = CtlJson({"events", "--limit", "1000"});
+  int finished = 0;
+  if (!events.contains("events")) return finished;
+  for (const auto& e : events["events"]) {
+    finished += e.value("kind", "") == "command.finished" &&
+                absl::StrContains(e.value("message", ""), absl::StrCat("command ", id, " "));
+  }
+  return finished;
 }
 
 std::map<std::string, std::pair<std::string, int64_t>> Fleet::Tenants(const std::string& cluster,

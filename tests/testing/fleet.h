@@ -56,6 +56,9 @@ class Fleet {
   // `tetherctl -o json ARGS`, parsed; an empty object when it fails.
   nlohmann::json CtlJson(const std::vector<std::string>& args);
 
+  // How many command.finished events the log has for command `id`.
+  int FinishedEvents(const std::string& id);
+
   // Tenant name → (state, version) as agent `agent` of `cluster` reported them (`get tenants`).
   std::map<std::string, std::pair<std::string, int64_t>> Tenants(const std::string& cluster,
                                                                  const std::string& agent);

@@ -72,8 +72,10 @@ v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
 }  // namespace
 
 absl::Status ValidateAgentName(const std::string& name) {
-  static const std::regex kHostname(R"(^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$)");
-  if (std::regex_match(name, kHostname)) return absl::OkStatus();
+  // A hostname: dot-separated labels, none empty, none starting or ending with '-'.
+  static const std::regex kHostname(
+      R"(^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$)");
+  if (name.size() <= 63 && std::regex_match(name, kHostname)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "invalid agent name \"", absl::CEscape(common::CutText(name, 80)),
       "\": use 1 to 63 lowercase letters, digits, '-' and '.', as in a hostname"));

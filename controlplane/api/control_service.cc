@@ -125,8 +125,15 @@ class ControlServiceImpl final
                                     const v1::CreateBootstrapTokenRequest* request,
                                     v1::CreateBootstrapTokenResponse* response) override {
     if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
-    const absl::Duration ttl = absl::Seconds(request->ttl().seconds()) +
-                               absl::Nanoseconds(request->ttl().nanos());
+    // Checked before it is added up: a seconds field near int64's end would overflow.
+    const auto& asked = request->ttl();
+    if (asked.seconds() < 0 || asked.seconds() > absl::ToInt64Seconds(kMaxBootstrapTtl) ||
+        asked.nanos() < 0 || asked.nanos() > 999'999'999) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("ttl must be between 0 (never expires) and ",
+                                       absl::ToInt64Hours(kMaxBootstrapTtl) / 24, " days"));
+    }
+    const absl::Duration ttl = absl::Seconds(asked.seconds()) + absl::Nanoseconds(asked.nanos());
     const std::vector<std::string> names(request->names().begin(), request->names().end());
     auto created = deps_->tokens->CreateBootstrap(request->cluster(), ttl, request->uses(),
                                                      request->description(), names);

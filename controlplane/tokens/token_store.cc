@@ -97,7 +97,11 @@ absl::StatusOr<CreatedToken> TokenStore::CreateBootstrap(const std::string& clus
   for (const std::string& pattern : names) {
     if (auto st = ValidateNamePattern(pattern); !st.ok()) return st;
   }
-  if (ttl < absl::ZeroDuration()) return absl::InvalidArgumentError("ttl must not be negative");
+  if (ttl < absl::ZeroDuration() || ttl > kMaxBootstrapTtl) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ttl must be between 0 (never expires) and ", absl::ToInt64Hours(kMaxBootstrapTtl) / 24,
+        " days"));
+  }
   if (uses < 0) return absl::InvalidArgumentError("uses must not be negative");
   const std::string id = common::RandomHex(6);
   const std::string secret = absl::StrCat(kBootstrapTokenPrefix, id, ".", common::RandomHex(32));

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/pg/pool.h"
 #include "controlplane/events/event_log.h"
@@ -26,6 +27,9 @@ struct CreatedToken {
   v1::BootstrapToken token;
   std::string secret;
 };
+
+// The longest a bootstrap token may live (0: it never expires).
+inline constexpr absl::Duration kMaxBootstrapTtl = absl::Hours(24 * 3650);
 
 class TokenStore {
  public:

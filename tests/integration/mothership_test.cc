@@ -6,6 +6,8 @@
 #include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <pqxx/pqxx>
 #include <functional>
 #include <thread>
@@ -426,12 +428,54 @@ TEST_F(MothershipTest, TokenOfAnotherClusterIsRefused) {
                               "is for cluster \"shop\"");
 }
 
+TEST_F(MothershipTest, ATokenTtlBeyondTenYearsIsRefusedAndWritesNothing) {
+  const int64_t tokens = Count("SELECT count(*) FROM bootstrap_tokens");
+  const int64_t events = Count("SELECT count(*) FROM events");
+  for (int64_t seconds : {int64_t{250'000'000'000}, std::numeric_limits<int64_t>::max(),
+                          int64_t{-1}, int64_t{3650} * 86400 + 1}) {
+    v1::CreateBootstrapTokenRequest req;
+    req.set_cluster("shop");
+    req.mutable_ttl()->set_seconds(seconds);
+    v1::CreateBootstrapTokenResponse created;
+    auto ctx = Operator();
+    grpc::Status st = control_->CreateBootstrapToken(ctx.get(), req, &created);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << seconds;
+    EXPECT_EQ(st.error_message(), "ttl must be between 0 (never expires) and 3650 days");
+  }
+  v1::CreateBootstrapTokenRequest req;
+  req.set_cluster("shop");
+  req.mutable_ttl()->set_seconds(1);
+  req.mutable_ttl()->set_nanos(-5);
+  v1::CreateBootstrapTokenResponse created;
+  auto ctx = Operator();
+  EXPECT_EQ(control_->CreateBootstrapToken(ctx.get(), req, &created).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_tokens"), tokens);
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
+  // Ten years is fine.
+  req.mutable_ttl()->set_seconds(int64_t{3650} * 86400);
+  req.mutable_ttl()->set_nanos(0);
+  auto ok = Operator();
+  EXPECT_TRUE(control_->CreateBootstrapToken(ok.get(), req, &created).ok());
+}
+
 TEST_F(MothershipTest, BadNamesAreRefusedWithInvalidArgument) {
   auto token = CreateToken("shop");
   v1::RegisterResponse resp;
   grpc::Status st = Register(token.secret(), "Robert'); DROP TABLE agents;--", &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Hostnames have no empty label and no label that starts or ends with '-'.
+  for (const std::string& name :
+       std::vector<std::string>{"a..b", "a.-b", "a-.b", ".a", "a.", "-a", std::string(64, 'a')}) {
+    st = Register(token.secret(), name, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << name;
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "invalid agent name")) << st.error_message();
+  }
   EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
+  for (const char* name : {"web-1", "web-1.shop.internal", "a", "0.1"}) {
+    EXPECT_TRUE(Register(token.secret(), name, &resp).ok()) << name;
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM agents"), 4);
   v1::CreateBootstrapTokenRequest req;
   req.set_cluster("Bad Cluster");
   v1::CreateBootstrapTokenResponse created;

@@ -100,7 +100,9 @@ class MothershipTest : public ::testing::Test {
     std::unique_ptr<grpc::ClientContext> context;
     std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::MothershipMessage>> stream;
   };
-  RawStream OpenStream(const v1::RegisterResponse& agent, int64_t incarnation) {
+  // `refused`: the mothership may end the stream before Hello is written.
+  RawStream OpenStream(const v1::RegisterResponse& agent, int64_t incarnation,
+                       bool refused = false) {
     RawStream raw;
     raw.context = std::make_unique<grpc::ClientContext>();
     raw.context->AddMetadata("authorization", "Bearer " + agent.credential());
@@ -109,7 +111,8 @@ class MothershipTest : public ::testing::Test {
     v1::AgentMessage hello;
     hello.mutable_hello()->set_agent_id(agent.agent_id());
     hello.mutable_hello()->set_incarnation(incarnation);
-    EXPECT_TRUE(raw.stream->Write(hello));
+    const bool written = raw.stream->Write(hello);
+    if (!refused) EXPECT_TRUE(written);
     return raw;
   }
 
@@ -738,7 +741,7 @@ TEST_F(MothershipTest, StreamsBeyondTheAdmissionRateAreToldWhenToComeBackOneSlot
   // The next ones are refused, each told a later slot.
   std::vector<int64_t> hints;
   for (int i = 0; i < 2; ++i) {
-    RawStream refused = OpenStream(b, b.incarnation());
+    RawStream refused = OpenStream(b, b.incarnation(), /*refused=*/true);
     EXPECT_FALSE(refused.stream->Read(&msg));
     grpc::Status st = refused.stream->Finish();
     EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);

@@ -18,6 +18,10 @@ absl::StatusOr<LogFormat> ParseLogFormat(absl::string_view s);
 
 void InitLogging(absl::string_view program, LogFormat format, absl::string_view level = "info");
 
+// A text log line's message as written: newlines, tabs, ESC and the other control characters
+// escaped (\n, \t, \x1b), so no client-supplied string can forge a line or drive a terminal.
+std::string EscapeLogText(absl::string_view text);
+
 }  // namespace tether::common
 
 // Lets log lines format absl::string_view (what absl::Status::message() returns): Debian's

@@ -47,5 +47,17 @@ TEST(OutputTest, SuppliedTextCannotForgeARowOrDriveTheTerminal) {
   EXPECT_EQ(Printable("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 stays readable
 }
 
+// Whatever a caller forgot to make printable, the table does: one line a row, nothing raw.
+TEST(OutputTest, EveryTableCellIsPrintedEscaped) {
+  std::ostringstream out;
+  PrintTable({{"ID", "DESCRIPTION"},
+              {{"t1", "ci\nt2  forged-row\x1b]0;title\x07"}, {"t3", Printable("a\rb")}}},
+             out);
+  EXPECT_EQ(out.str(),
+            "ID  DESCRIPTION\n"
+            "t1  ci\\nt2  forged-row\\x1b]0;title\\x07\n"
+            "t3  a\\rb\n");
+}
+
 }  // namespace
 }  // namespace tether::ctl

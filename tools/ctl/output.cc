@@ -36,7 +36,14 @@ void EmitYaml(const nlohmann::json& j, YAML::Emitter& out) {
 
 }  // namespace
 
-void PrintTable(const Table& table, std::ostream& out) {
+void PrintTable(const Table& shown, std::ostream& out) {
+  // Every cell as it may be printed: a control character in a name, a reason or a description
+  // (an agent's or a spec's) cannot start a fake row or drive the terminal. Printable is
+  // idempotent, so cells made printable already stay as they are.
+  Table table = shown;
+  for (auto& row : table.rows) {
+    for (auto& cell : row) cell = Printable(cell);
+  }
   std::vector<size_t> widths(table.headers.size(), 0);
   for (size_t i = 0; i < table.headers.size(); ++i) widths[i] = table.headers[i].size();
   for (const auto& row : table.rows) {

@@ -7,6 +7,7 @@
 
 #include "common/logging.h"
 
+#include <algorithm>
 #include <regex>
 
 #include "absl/strings/escaping.h"
@@ -15,6 +16,7 @@
 #include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
 #include "common/secrets.h"
+#include "common/spec/spec.h"
 #include "common/text.h"
 #include "controlplane/agents/liveness.h"
 #include "controlplane/tokens/token_store.h"
@@ -96,6 +98,20 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
     return absl::UnauthenticatedError("missing bootstrap token");
   }
   if (auto st = ValidateAgentName(request.name); !st.ok()) return st;
+  // What the agent says of itself is shown to operators: bounded, and text.
+  const bool printable = std::none_of(request.version.begin(), request.version.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  if (request.version.size() > kMaxAgentVersionBytes || !common::IsUtf8(request.version) ||
+      !printable) {
+    return absl::InvalidArgumentError(absl::StrCat("version must be at most ",
+                                                   kMaxAgentVersionBytes,
+                                                   " bytes of printable UTF-8"));
+  }
+  if (request.registration_id.size() > 128 || request.bootstrap_token.size() > 256) {
+    return absl::InvalidArgumentError(
+        "registration id (128 bytes) or bootstrap token (256 bytes) is too long");
+  }
   if (!request.cluster.empty()) {
     if (auto st = common::ValidateIdentifier("cluster", request.cluster); !st.ok()) return st;
   }

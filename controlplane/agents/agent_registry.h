@@ -42,6 +42,9 @@ struct Registration {
 // kInvalidArgument otherwise.
 absl::Status ValidateAgentName(const std::string& name);
 
+// The longest version string an agent may register with.
+inline constexpr size_t kMaxAgentVersionBytes = 64;
+
 struct AgentIdentity {
   std::string id;
   std::string name;

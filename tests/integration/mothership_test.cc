@@ -462,6 +462,34 @@ TEST_F(MothershipTest, ATokenTtlBeyondTenYearsIsRefusedAndWritesNothing) {
   EXPECT_TRUE(control_->CreateBootstrapToken(ok.get(), req, &created).ok());
 }
 
+TEST_F(MothershipTest, AnOversizedOrControlCharacterVersionIsRefusedAndWritesNothing) {
+  auto token = CreateToken("shop");
+  const int64_t events = Count("SELECT count(*) FROM events");
+  for (const std::string& version :
+       {std::string(3'900'000, 'v'), std::string(65, 'v'), std::string("1.0\n2.0"),
+        std::string("1.0\x1b[2J")}) {
+    v1::RegisterRequest req;
+    req.set_bootstrap_token(token.secret());
+    req.set_name("web-1");
+    req.set_version(version);
+    v1::RegisterResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status st = agents_->Register(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << version.size();
+    EXPECT_EQ(st.error_message(), "version must be at most 64 bytes of printable UTF-8");
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_tokens WHERE uses > 0"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
+  v1::RegisterRequest req;
+  req.set_bootstrap_token(token.secret());
+  req.set_name("web-1");
+  req.set_version(std::string(64, 'v'));
+  v1::RegisterResponse resp;
+  grpc::ClientContext ctx;
+  EXPECT_TRUE(agents_->Register(&ctx, req, &resp).ok());
+}
+
 TEST_F(MothershipTest, BadNamesAreRefusedWithInvalidArgument) {
   auto token = CreateToken("shop");
   v1::RegisterResponse resp;

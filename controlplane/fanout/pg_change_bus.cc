@@ -210,7 +210,6 @@ void PgChangeBus::ListenLoop() {
       const absl::Duration delay = backoff.Next();
       spdlog::warn("change bus: listener lost its connection retry_in={} reason=\"{}\"",
                    absl::FormatDuration(delay), e.what());
-      if (!listening_.HasBeenNotified() && !first) listening_.Notify();
       if (!clock_->SleepFor(delay, &stop_)) break;
     }
   }

@@ -83,17 +83,6 @@ void TcpProxy::Thaw() {
   (void)!write(wake_[1], "x", 1);
 }
 
-void TcpProxy::Cut() {
-  absl::MutexLock lock(&mu_);
-  cut_ = true;
-  (void)!write(wake_[1], "x", 1);
-}
-
-int TcpProxy::accepted() const {
-  absl::MutexLock lock(&mu_);
-  return accepted_;
-}
-
 void TcpProxy::Loop() {
   std::vector<Pair> pairs;
   auto drop = [](Pair& p) {
@@ -106,11 +95,6 @@ void TcpProxy::Loop() {
     {
       absl::MutexLock lock(&mu_);
       frozen = frozen_;
-      if (cut_) {
-        for (Pair& p : pairs) drop(p);
-        pairs.clear();
-        cut_ = false;
-      }
     }
     std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
     if (!frozen) {
@@ -136,8 +120,6 @@ void TcpProxy::Loop() {
           close(client);
         } else {
           pairs.push_back({client, server});
-          absl::MutexLock lock(&mu_);
-          ++accepted_;
         }
       }
     }

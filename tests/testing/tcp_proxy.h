@@ -1,8 +1,8 @@
 // TcpProxy: forwards TCP connections from 127.0.0.1:port() to a target address, and plays a
 // network that fails: Freeze() stops moving bytes either way while every connection stays open
 // (a partition, or a middlebox that stops forwarding without closing: nothing tells either side),
-// Thaw() moves them again, and Cut() closes every connection. Accepts new connections whatever
-// its state (frozen ones just carry nothing). Thread-safe.
+// and Thaw() moves them again. Accepts new connections whatever its state (frozen ones just
+// carry nothing). Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -24,9 +24,6 @@ class TcpProxy {
   int port() const { return port_; }
   void Freeze();
   void Thaw();
-  void Cut();
-  // Connections accepted so far.
-  int accepted() const;
 
  private:
   struct Pair {
@@ -43,8 +40,6 @@ class TcpProxy {
   std::atomic<bool> stop_{false};
   mutable absl::Mutex mu_;
   bool frozen_ ABSL_GUARDED_BY(mu_) = false;
-  bool cut_ ABSL_GUARDED_BY(mu_) = false;
-  int accepted_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

@@ -8,11 +8,13 @@
 #include "common/logging.h"
 
 #include <filesystem>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/backoff.h"
 #include "common/files.h"
+#include "common/grpc/parse_errors.h"
 #include "common/grpc/tls.h"
 #include "common/secrets.h"
 #include "controlplane/schema.h"
@@ -53,6 +55,10 @@ absl::Status Mothership::StartServer() {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   // A spec with its files may be 16 MiB (common/spec/spec.h); each field is bounded on its own.
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  common::RouteProtobufLogs();
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(common::MakeParseErrorInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", config_.listen,

@@ -515,6 +515,30 @@ TEST_F(MothershipTest, BadNamesAreRefusedWithInvalidArgument) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// A proto3 string that is not UTF-8 fails to parse before any handler runs; the answer names the
+// method and the problem instead of gRPC's empty INTERNAL.
+TEST_F(MothershipTest, ANameThatIsNotUtf8IsInvalidArgumentAndWritesNothing) {
+  auto token = CreateToken("shop");
+  const int64_t events = Count("SELECT count(*) FROM events");
+  v1::RegisterResponse resp;
+  grpc::Status st = Register(token.secret(), "web-\xff\xfe", &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(),
+            "the request to /tether.v1.AgentService/Register cannot be parsed: a text field is "
+            "not valid UTF-8, or the message is malformed");
+  v1::GetAgentRequest get;
+  get.set_name("web-\xc3");
+  v1::Agent agent;
+  auto ctx = Operator();
+  st = control_->GetAgent(ctx.get(), get, &agent);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "/tether.v1.ControlService/GetAgent"))
+      << st.error_message();
+  EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_tokens WHERE uses > 0"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
+}
+
 TEST_F(MothershipTest, ControlServiceNeedsAnOperatorTokenAndRefusesAgents) {
   auto token = CreateToken("shop");
   v1::RegisterResponse agent;

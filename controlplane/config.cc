@@ -45,6 +45,11 @@ void AddMothershipFlags(CLI::App& app, MothershipConfig* c) {
   app.add_option("--admit-burst", c->admit_burst, "new agent streams admitted at once")
       ->envname("TETHER_ADMIT_BURST")
       ->capture_default_str();
+  app.add_option("--stream-queue-limit", c->stream_queue_limit,
+                 "messages an agent stream may leave unread before it is closed with "
+                 "RESOURCE_EXHAUSTED")
+      ->envname("TETHER_STREAM_QUEUE_LIMIT")
+      ->capture_default_str();
   app.add_option("--postgres-bin-dir", c->postgres_bin_dir,
                  "PostgreSQL server binaries for lite mode")
       ->envname("TETHER_POSTGRES_BIN_DIR");
@@ -74,6 +79,9 @@ absl::Status FinishMothershipConfig(CLI::App& app, MothershipConfig* c) {
   }
   if (c->admit_burst < 1 || c->admit_burst > 1000000) {
     return absl::InvalidArgumentError("--admit-burst must be between 1 and 1000000");
+  }
+  if (c->stream_queue_limit < 1 || c->stream_queue_limit > 1000000) {
+    return absl::InvalidArgumentError("--stream-queue-limit must be between 1 and 1000000");
   }
   return absl::OkStatus();
 }

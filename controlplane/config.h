@@ -24,6 +24,7 @@ struct MothershipConfig {
   absl::Duration heartbeat_ttl = absl::Seconds(15);
   double admit_rate = 1000;  // new agent streams a second (0: no limit)
   int admit_burst = 1000;
+  int stream_queue_limit = 4096;  // unwritten messages per agent stream before it is closed
   std::string postgres_bin_dir;  // default: the newest /usr/lib/postgresql/*/bin
 };
 

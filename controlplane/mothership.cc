@@ -179,6 +179,7 @@ absl::Status Mothership::Start() {
   agent_deps_.streams = streams_.get();
   agent_deps_.sessions = session_backend_.get();
   agent_deps_.blocking = blocking_.get();
+  agent_deps_.stream_queue_limit = static_cast<size_t>(config_.stream_queue_limit);
   admission_ = std::make_unique<Admission>(config_.admit_rate, config_.admit_burst, clock_);
   agent_deps_.admission = admission_.get();
   control_deps_.agents = agents_.get();

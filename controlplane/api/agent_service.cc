@@ -2,6 +2,7 @@
 // reactor per agent stream, so twenty thousand idle streams cost no threads; the protocol
 // itself is controlplane/agents/session).
 #include <google/protobuf/util/time_util.h>
+#include <grpc/grpc.h>
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
@@ -80,6 +81,15 @@ class ConnectReactor final
   void Send(std::shared_ptr<const v1::MothershipMessage> message) override {
     absl::MutexLock lock(&mu_);
     if (closing_) return;
+    // A peer that sends but does not read would otherwise grow this queue without end.
+    if (out_.size() >= deps_->stream_queue_limit) {
+      spdlog::warn("agent stream closed: it does not read what it is sent peer={} queued={}",
+                   context_->peer(), out_.size());
+      CloseLocked(absl::ResourceExhaustedError(absl::StrCat(
+          "the agent does not read what the mothership sends: ", out_.size(),
+          " messages wait unread; the stream is closed")));
+      return;
+    }
     out_.push_back(std::move(message));
     if (!writing_) WriteNextLocked();
   }
@@ -116,11 +126,9 @@ class ConnectReactor final
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!out_.empty()) out_.pop_front();
-    if (!ok) {
-      CloseLocked(absl::UnavailableError("write failed"));
-      return;
-    }
+    if (!ok) CloseLocked(absl::UnavailableError("write failed"));
     if (closing_) {
+      // Also when the stream was closed while this write was stuck: its Finish waited for us.
       MaybeFinishLocked();
       return;
     }
@@ -149,8 +157,14 @@ class ConnectReactor final
     if (closing_) return;
     closing_ = true;
     final_ = ToGrpcStatus(status);
-    // Cancelling unblocks a write stuck on flow control; Finish follows its OnWriteDone.
-    if (writing_) context_->TryCancel();
+    // Cancelling unblocks a write stuck on flow control (a peer that does not read); Finish
+    // follows its OnWriteDone. Cancelled with the status itself, which goes out ahead of the
+    // stuck message, so the peer learns why rather than a bare CANCELLED.
+    if (writing_) {
+      grpc_call_cancel_with_status(context_->c_call(),
+                                   static_cast<grpc_status_code>(final_.error_code()),
+                                   final_.error_message().c_str(), nullptr);
+    }
     MaybeFinishLocked();
   }
 

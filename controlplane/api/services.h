@@ -37,6 +37,10 @@ struct AgentServiceDeps {
   Admission* admission = nullptr;
   // Runs the database work of streams (credential checks, acks) off gRPC's callback threads.
   common::WorkPool* blocking = nullptr;
+  // Messages a stream may hold unwritten before its peer counts as not reading and the stream
+  // is closed with RESOURCE_EXHAUSTED. An agent reads as it goes; bursts (a reconnect's queued
+  // commands) are far below this.
+  size_t stream_queue_limit = 4096;
 };
 
 struct ControlServiceDeps {

@@ -4,6 +4,7 @@
 #include "controlplane/mothership.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <grpcpp/create_channel.h>
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -47,6 +48,7 @@ class MothershipTest : public ::testing::Test {
     config.heartbeat_ttl = absl::Seconds(10);
     config.admit_rate = admit_rate_;
     config.admit_burst = 1;
+    config.stream_queue_limit = stream_queue_limit_;
     mothership_ = std::make_unique<Mothership>(config, &clock_, &runner_);
     absl::Status st = mothership_->Start();
     ASSERT_TRUE(st.ok()) << st;
@@ -201,6 +203,7 @@ class MothershipTest : public ::testing::Test {
   common::RealProcessRunner runner_;
   std::string url_;
   double admit_rate_ = 0;  // no limit unless a test sets one
+  int stream_queue_limit_ = 4096;
   std::unique_ptr<Mothership> mothership_;
   std::string operator_token_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -816,6 +819,45 @@ TEST_F(MothershipTest, StreamsBeyondTheAdmissionRateAreToldWhenToComeBackOneSlot
                     agent_dir.path(), "web-3");
   ASSERT_TRUE(PollUntil([&] { return runner.link().last_retry_hint() >= absl::Seconds(3); }));
   EXPECT_FALSE(runner.link().connected());
+}
+
+// An agent that keeps sending Hellos but never reads their Welcomes fills its stream's queue
+// once HTTP/2 flow control stops the writes; the stream is then closed with RESOURCE_EXHAUSTED
+// instead of the queue growing without end, and the agent can connect again.
+TEST_F(MothershipTest, AStreamWhosePeerDoesNotReadIsClosedWithResourceExhausted) {
+  mothership_->Shutdown();
+  stream_queue_limit_ = 8;
+  StartMothership("127.0.0.1:0");
+  auto token = CreateToken("shop");
+  v1::RegisterResponse agent;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
+  // A peer with a small receive window and no window growth: a few unread Welcomes stop the
+  // mothership's writes.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto stub = v1::AgentService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", mothership_->port()), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + agent.credential());
+  context.AddMetadata("x-tether-agent-id", agent.agent_id());
+  auto stream = stub->Connect(&context);
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(agent.agent_id());
+  hello.mutable_hello()->set_incarnation(agent.incarnation());
+  int64_t written = 0;
+  while (written < 1'000'000 && stream->Write(hello)) ++written;
+  EXPECT_LT(written, 1'000'000) << "the mothership kept taking Hellos it could not answer";
+  // The status comes after what reached the peer before the mothership gave up on it.
+  v1::MothershipMessage unread;
+  while (stream->Read(&unread)) {
+  }
+  grpc::Status st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "does not read what the mothership sends"))
+      << st.error_message();
+  RawStream again = Connected(agent);
+  EXPECT_TRUE(StreamAnswers(again, agent));
 }
 
 TEST_F(MothershipTest, ARecreatedAgentGetsANewIncarnationAndTheOldStreamIsClosed) {

@@ -1,6 +1,8 @@
 // Spec rules.
 #include "common/spec/spec.h"
 
+#include <algorithm>
+
 #include <google/protobuf/stubs/common.h>
 
 #include <set>
@@ -56,6 +58,12 @@ const std::vector<std::string>& HookEvents() {
 
 bool IsUtf8(const std::string& s) {
   return google::protobuf::internal::IsStructurallyValidUTF8(s.data(), static_cast<int>(s.size()));
+}
+
+bool IsPrintableUtf8(const std::string& s) {
+  return IsUtf8(s) && std::none_of(s.begin(), s.end(), [](char c) {
+           return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+         });
 }
 
 std::string FileSha256(const std::string& contents) { return HashSecret(contents); }

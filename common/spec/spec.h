@@ -57,6 +57,8 @@ int64_t SpecBytes(const v1::ClusterSpec& spec);
 
 // Whether `s` is valid UTF-8.
 bool IsUtf8(const std::string& s);
+// Whether `s` is valid UTF-8 without control characters (what may be shown on one line).
+bool IsPrintableUtf8(const std::string& s);
 
 // The database a schema-tenancy cluster keeps its tenants' schemas in.
 std::string SchemaTenancyDatabase(const v1::ClusterSpec& spec);

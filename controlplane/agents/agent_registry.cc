@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/pg/errors.h"
 #include "common/pg/identifiers.h"
 #include "common/secrets.h"
@@ -99,11 +100,7 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
   }
   if (auto st = ValidateAgentName(request.name); !st.ok()) return st;
   // What the agent says of itself is shown to operators: bounded, and text.
-  const bool printable = std::none_of(request.version.begin(), request.version.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-  });
-  if (request.version.size() > kMaxAgentVersionBytes || !common::IsUtf8(request.version) ||
-      !printable) {
+  if (request.version.size() > kMaxAgentVersionBytes || !common::IsPrintableUtf8(request.version)) {
     return absl::InvalidArgumentError(absl::StrCat("version must be at most ",
                                                    kMaxAgentVersionBytes,
                                                    " bytes of printable UTF-8"));
@@ -354,18 +351,48 @@ absl::Status AgentRegistry::SweepLost() {
   return st;
 }
 
-absl::StatusOr<std::vector<v1::Agent>> AgentRegistry::List(const std::string& cluster) {
+std::string AgentPageToken::Encode() const {
+  return absl::WebSafeBase64Escape(absl::StrCat(cluster, "/", name));
+}
+
+absl::StatusOr<AgentPageToken> AgentPageToken::Decode(const std::string& token) {
+  if (token.empty()) return AgentPageToken{};
+  std::string raw;
+  std::vector<std::string> parts;
+  if (token.size() <= 256 && absl::WebSafeBase64Unescape(token, &raw)) {
+    parts = absl::StrSplit(raw, absl::MaxSplits('/', 1));
+  }
+  if (parts.size() != 2 || !ValidateAgentName(parts[1]).ok() ||
+      !common::ValidateIdentifier("cluster", parts[0]).ok()) {
+    return absl::InvalidArgumentError(
+        "page_token is not one this mothership gave (pass the last page's next_page_token)");
+  }
+  return AgentPageToken{parts[0], parts[1]};
+}
+
+absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
+                                             const AgentPageToken& after, int limit) {
   const absl::Time now = clock_->Now();
-  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Agent>> {
+  return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<AgentPage> {
     pqxx::read_transaction tx(c);
-    std::vector<v1::Agent> out;
-    for (const auto& r : tx.exec_params(
-             absl::StrCat("SELECT ", AgentColumns(),
-                          " FROM agents WHERE $1 = '' OR cluster = $1 ORDER BY cluster, name"),
-             cluster)) {
-      out.push_back(AgentFromRow(r, now, heartbeat_ttl_));
+    AgentPage page;
+    // One more than asked for says whether another page follows.
+    auto rows = tx.exec_params(
+        absl::StrCat("SELECT ", AgentColumns(),
+                     " FROM agents WHERE ($1 = '' OR cluster = $1) AND (cluster, name) > ($2, $3)"
+                     " ORDER BY cluster, name LIMIT $4"),
+        cluster, after.cluster, after.name, limit + 1);
+    for (const auto& r : rows) {
+      if (static_cast<int>(page.agents.size()) == limit) {
+        page.more = true;
+        break;
+      }
+      page.agents.push_back(AgentFromRow(r, now, heartbeat_ttl_));
     }
-    return out;
+    if (!page.agents.empty()) {
+      page.next = AgentPageToken{page.agents.back().cluster(), page.agents.back().name()};
+    }
+    return page;
   });
 }
 

@@ -37,7 +37,6 @@ struct Registration {
   std::string cluster;
 };
 
-// Who is on the other end of an authenticated stream.
 // OK for a name an agent may have (a hostname label: lowercase letters, digits, '-' and '.');
 // kInvalidArgument otherwise.
 absl::Status ValidateAgentName(const std::string& name);
@@ -45,12 +44,34 @@ absl::Status ValidateAgentName(const std::string& name);
 // The longest version string an agent may register with.
 inline constexpr size_t kMaxAgentVersionBytes = 64;
 
+// Who is on the other end of an authenticated stream.
 struct AgentIdentity {
   std::string id;
   std::string name;
   std::string cluster;
   int64_t incarnation = 0;
 };
+// Where a page of ListAgents ends: the last agent's cluster and name, sent to clients as an
+// opaque token (base64url) that they hand back for the next page.
+struct AgentPageToken {
+  std::string cluster, name;  // both empty: from the start
+
+  std::string Encode() const;
+  // kInvalidArgument for a token this mothership did not give.
+  static absl::StatusOr<AgentPageToken> Decode(const std::string& token);
+};
+
+inline constexpr int kDefaultAgentsPage = 200;
+// Every field of an agent is bounded (reason 1 KiB, nack error 4 KiB, …; under 6 KiB in all):
+// a page of 500 stays inside gRPC's default 4 MiB message.
+inline constexpr int kMaxAgentsPage = 500;
+
+struct AgentPage {
+  std::vector<v1::Agent> agents;
+  bool more = false;     // agents follow this page
+  AgentPageToken next;   // the last agent of this page
+};
+
 
 class AgentRegistry {
  public:
@@ -82,8 +103,10 @@ class AgentRegistry {
   // Marks agents silent for longer than the TTL as lost, once, with an agent.lost event.
   absl::Status SweepLost();
 
+  // One page of agents (of `cluster` unless empty) after `after`, by cluster and name.
+  absl::StatusOr<AgentPage> List(const std::string& cluster, const AgentPageToken& after,
+                                 int limit);
   // kNotFound for an unknown name.
-  absl::StatusOr<std::vector<v1::Agent>> List(const std::string& cluster);
   absl::StatusOr<v1::Agent> Get(const std::string& name);
   absl::StatusOr<v1::Agent> Delete(const std::string& name);
 

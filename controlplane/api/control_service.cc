@@ -166,9 +166,19 @@ class ControlServiceImpl final
   grpc::Status ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest* request,
                           v1::ListAgentsResponse* response) override {
     if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
-    auto agents = deps_->agents->List(request->cluster());
-    if (!agents.ok()) return ToGrpcStatus(agents.status());
-    for (auto& a : *agents) *response->add_agents() = std::move(a);
+    if (request->page_size() < 0 || request->page_size() > kMaxAgentsPage) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("page_size must be between 0 (", kDefaultAgentsPage,
+                                       ") and ", kMaxAgentsPage));
+    }
+    auto after = AgentPageToken::Decode(request->page_token());
+    if (!after.ok()) return ToGrpcStatus(after.status());
+    auto page = deps_->agents->List(
+        request->cluster(), *after,
+        request->page_size() == 0 ? kDefaultAgentsPage : request->page_size());
+    if (!page.ok()) return ToGrpcStatus(page.status());
+    for (auto& a : page->agents) *response->add_agents() = std::move(a);
+    if (page->more) response->set_next_page_token(page->next.Encode());
     return grpc::Status::OK;
   }
 
@@ -247,8 +257,17 @@ class ControlServiceImpl final
   grpc::Status ListEvents(grpc::ServerContext* context, const v1::ListEventsRequest* request,
                           v1::ListEventsResponse* response) override {
     if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
-    auto events =
-        deps_->events->List(request->cluster(), request->after_id(), request->limit());
+    if (request->limit() < 0 || request->limit() > EventLog::kMaxPage) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("limit must be between 0 (100) and ", EventLog::kMaxPage,
+                                       "; page back with before_id for more"));
+    }
+    if (request->after_id() < 0 || request->before_id() < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "after_id and before_id must not be negative");
+    }
+    auto events = deps_->events->List(request->cluster(), request->after_id(), request->limit(),
+                                      request->before_id());
     if (!events.ok()) return ToGrpcStatus(events.status());
     for (auto& e : *events) *response->add_events() = std::move(e);
     return grpc::Status::OK;

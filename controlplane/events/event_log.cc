@@ -34,19 +34,22 @@ absl::Status EventLog::Append(const std::string& cluster, const std::string& age
 void EventLog::Notify() { bus_->Publish({Change::Kind::kEvent, "", "", 0}); }
 
 absl::StatusOr<std::vector<v1::Event>> EventLog::List(const std::string& cluster,
-                                                      int64_t after_id, int limit) {
-  return Fetch(cluster, after_id, limit <= 0 ? 100 : limit, /*newest=*/true);
+                                                      int64_t after_id, int limit,
+                                                      int64_t before_id) {
+  return Fetch(cluster, after_id, before_id, limit <= 0 ? 100 : limit, /*newest=*/true);
 }
 
 absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const std::string& cluster,
-                                                       int64_t after_id, int limit, bool newest) {
+                                                       int64_t after_id, int64_t before_id,
+                                                       int limit, bool newest) {
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Event>> {
     pqxx::read_transaction tx(c);
     auto rows = tx.exec_params(
         "SELECT id, (extract(epoch FROM at) * 1000000)::bigint, cluster, agent, kind, message "
         "FROM (SELECT * FROM events WHERE id > $1 AND ($2 = '' OR cluster = $2) "
+        "        AND ($5 = 0 OR id < $5) "
         "      ORDER BY CASE WHEN $4 THEN -id ELSE id END LIMIT $3) page ORDER BY id",
-        after_id, cluster, limit, newest);
+        after_id, cluster, limit, newest, before_id);
     std::vector<v1::Event> out;
     for (const auto& r : rows) {
       v1::Event e;
@@ -64,7 +67,7 @@ absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const std::string& cluste
 
 absl::StatusOr<std::vector<v1::Event>> EventLog::After(const std::string& cluster,
                                                        int64_t after_id, int limit) {
-  return Fetch(cluster, after_id, limit <= 0 ? 500 : limit, /*newest=*/false);
+  return Fetch(cluster, after_id, /*before_id=*/0, limit <= 0 ? 500 : limit, /*newest=*/false);
 }
 
 }  // namespace tether::controlplane

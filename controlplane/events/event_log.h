@@ -36,9 +36,13 @@ class EventLog {
   // Wakes followers after a commit that appended events.
   void Notify();
 
-  // The newest `limit` events with id > after_id (of `cluster` unless empty), oldest first.
+  // The most events one List returns.
+  static constexpr int kMaxPage = 1000;
+
+  // The newest `limit` events with after_id < id < before_id (before_id 0: no bound), of
+  // `cluster` unless empty, oldest first.
   absl::StatusOr<std::vector<v1::Event>> List(const std::string& cluster, int64_t after_id,
-                                              int limit);
+                                              int limit, int64_t before_id = 0);
 
   // The oldest `limit` events with id > after_id (of `cluster` unless empty): what a
   // follower reads next.
@@ -48,7 +52,7 @@ class EventLog {
  private:
   // Up to `limit` events after after_id: the newest ones when `newest`, else the oldest ones.
   absl::StatusOr<std::vector<v1::Event>> Fetch(const std::string& cluster, int64_t after_id,
-                                               int limit, bool newest);
+                                               int64_t before_id, int limit, bool newest);
 
   common::PgPool* pool_;
   common::Clock* clock_;

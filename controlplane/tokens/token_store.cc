@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/pg/identifiers.h"
 #include "common/secrets.h"
+#include "common/spec/spec.h"
 
 namespace tether::controlplane {
 namespace {
@@ -94,8 +95,16 @@ absl::StatusOr<CreatedToken> TokenStore::CreateBootstrap(const std::string& clus
                                                          const std::string& description,
                                                          const std::vector<std::string>& names) {
   if (auto st = common::ValidateIdentifier("cluster", cluster); !st.ok()) return st;
+  if (names.size() > kMaxTokenNamePatterns) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a token takes at most ", kMaxTokenNamePatterns, " name patterns"));
+  }
   for (const std::string& pattern : names) {
     if (auto st = ValidateNamePattern(pattern); !st.ok()) return st;
+  }
+  if (description.size() > kMaxTokenDescriptionBytes || !common::IsPrintableUtf8(description)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "description must be at most ", kMaxTokenDescriptionBytes, " bytes of printable UTF-8"));
   }
   if (ttl < absl::ZeroDuration() || ttl > kMaxBootstrapTtl) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -30,6 +30,8 @@ struct CreatedToken {
 
 // The longest a bootstrap token may live (0: it never expires).
 inline constexpr absl::Duration kMaxBootstrapTtl = absl::Hours(24 * 3650);
+inline constexpr size_t kMaxTokenNamePatterns = 64;
+inline constexpr size_t kMaxTokenDescriptionBytes = 256;
 
 class TokenStore {
  public:

@@ -135,6 +135,37 @@ class ScriptedControl final : public v1::ControlService::Service {
     return grpc::Status::OK;
   }
 
+  // Agents a0000… a0004 in pages of two; events 1…2500, pages as the mothership gives them.
+  grpc::Status ListAgents(grpc::ServerContext*, const v1::ListAgentsRequest* request,
+                          v1::ListAgentsResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    agent_pages_.push_back(*request);
+    int from = request->page_token().empty() ? 0 : std::stoi(request->page_token());
+    for (int i = from; i < std::min(from + 2, 5); ++i) {
+      auto* a = response->add_agents();
+      a->set_name(absl::StrCat("a000", i));
+      a->set_cluster("shop");
+    }
+    if (from + 2 < 5) response->set_next_page_token(absl::StrCat(from + 2));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListEvents(grpc::ServerContext*, const v1::ListEventsRequest* request,
+                          v1::ListEventsResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    event_pages_.push_back(*request);
+    if (request->limit() > 1000) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit must be at most 1000");
+    }
+    const int64_t last = request->before_id() == 0 ? 2500 : request->before_id() - 1;
+    for (int64_t id = std::max<int64_t>(1, last - request->limit() + 1); id <= last; ++id) {
+      auto* e = response->add_events();
+      e->set_id(id);
+      e->set_kind("agent.registered");
+    }
+    return grpc::Status::OK;
+  }
+
   void Script(std::deque<WatchScript> scripts, int unavailable_runs = 0) {
     absl::MutexLock lock(&mu_);
     watch_scripts_ = std::move(scripts);
@@ -156,6 +187,14 @@ class ScriptedControl final : public v1::ControlService::Service {
     absl::MutexLock lock(&mu_);
     return lists_;
   }
+  std::vector<v1::ListAgentsRequest> agent_pages() {
+    absl::MutexLock lock(&mu_);
+    return agent_pages_;
+  }
+  std::vector<v1::ListEventsRequest> event_pages() {
+    absl::MutexLock lock(&mu_);
+    return event_pages_;
+  }
 
  private:
   absl::Mutex mu_;
@@ -165,6 +204,8 @@ class ScriptedControl final : public v1::ControlService::Service {
   std::vector<v1::WatchCommandRequest> watches_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ListCommandsRequest> lists_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ApplySpecRequest> applies_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ListAgentsRequest> agent_pages_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ListEventsRequest> event_pages_ ABSL_GUARDED_BY(mu_);
 };
 
 class CtlCommandsTest : public ::testing::Test {
@@ -337,6 +378,36 @@ TEST_F(CtlCommandsTest, ListingAndShowingCommands) {
 
   EXPECT_EQ(Ctl({"get", "command", "7"}, &out, &err), 1);
   EXPECT_EQ(err, "tetherctl: no command 7\n");
+}
+
+// No list outgrows a message: tetherctl asks page by page and prints one list.
+TEST_F(CtlCommandsTest, AgentsAndEventsAreFetchedPageByPageAndPrintedAsOneList) {
+  std::string out, err;
+  ASSERT_EQ(Ctl({"-o", "json", "get", "agents", "--cluster", "shop"}, &out, &err), 0) << err;
+  const nlohmann::json agents = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_EQ(agents["agents"].size(), 5u) << out;
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(agents["agents"][i]["name"], absl::StrCat("a000", i));
+  EXPECT_EQ(agents.value("nextPageToken", ""), "") << out;  // one list: no page follows
+  auto pages = control_.agent_pages();
+  ASSERT_EQ(pages.size(), 3u);
+  EXPECT_EQ(pages[0].page_token(), "");
+  EXPECT_EQ(pages[1].page_token(), "2");
+  EXPECT_EQ(pages[2].page_token(), "4");
+  for (const auto& p : pages) EXPECT_EQ(p.cluster(), "shop");
+
+  // 1,500 of the newest events: two pages, the second before the first's oldest, printed
+  // oldest first.
+  ASSERT_EQ(Ctl({"-o", "json", "events", "--limit", "1500"}, &out, &err), 0) << err;
+  const nlohmann::json events = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_EQ(events["events"].size(), 1500u) << err;
+  EXPECT_EQ(events["events"][0]["id"], "1001");
+  EXPECT_EQ(events["events"][1499]["id"], "2500");
+  auto event_pages = control_.event_pages();
+  ASSERT_EQ(event_pages.size(), 2u);
+  EXPECT_EQ(event_pages[0].limit(), 1000);
+  EXPECT_EQ(event_pages[0].before_id(), 0);
+  EXPECT_EQ(event_pages[1].limit(), 500);
+  EXPECT_EQ(event_pages[1].before_id(), 1501);
 }
 
 }  // namespace

@@ -465,6 +465,32 @@ TEST_F(MothershipTest, ATokenTtlBeyondTenYearsIsRefusedAndWritesNothing) {
   EXPECT_TRUE(control_->CreateBootstrapToken(ok.get(), req, &created).ok());
 }
 
+TEST_F(MothershipTest, ATokenDescriptionAndNamePatternsAreBounded) {
+  const int64_t tokens = Count("SELECT count(*) FROM bootstrap_tokens");
+  const int64_t events = Count("SELECT count(*) FROM events");
+  auto create = [&](const std::string& description, int patterns) {
+    v1::CreateBootstrapTokenRequest req;
+    req.set_cluster("shop");
+    req.set_description(description);
+    for (int i = 0; i < patterns; ++i) req.add_names(absl::StrCat("web-", i));
+    v1::CreateBootstrapTokenResponse created;
+    auto ctx = Operator();
+    return control_->CreateBootstrapToken(ctx.get(), req, &created);
+  };
+  for (const std::string& description :
+       {std::string(257, 'd'), std::string("line\nforged"), std::string("\x1b[2J")}) {
+    grpc::Status st = create(description, 0);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(st.error_message(), "description must be at most 256 bytes of printable UTF-8");
+  }
+  grpc::Status st = create("", 65);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "a token takes at most 64 name patterns");
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_tokens"), tokens);
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
+  EXPECT_TRUE(create(std::string(256, 'd'), 64).ok());
+}
+
 TEST_F(MothershipTest, AnOversizedOrControlCharacterVersionIsRefusedAndWritesNothing) {
   auto token = CreateToken("shop");
   const int64_t events = Count("SELECT count(*) FROM events");
@@ -540,6 +566,82 @@ TEST_F(MothershipTest, ANameThatIsNotUtf8IsInvalidArgumentAndWritesNothing) {
   EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_tokens WHERE uses > 0"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
+}
+
+TEST_F(MothershipTest, AgentsAndEventsComeInPagesThatNeverRepeatOrSkip) {
+  auto shop = CreateToken("shop");
+  auto bar = CreateToken("bar");
+  v1::RegisterResponse resp;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(Register(shop.secret(), absl::StrCat("web-", i), &resp).ok());
+    ASSERT_TRUE(Register(bar.secret(), absl::StrCat("db-", i), &resp).ok());
+  }
+  auto all_pages = [&](const std::string& cluster, int page_size) {
+    std::vector<std::string> names;
+    v1::ListAgentsRequest req;
+    req.set_cluster(cluster);
+    req.set_page_size(page_size);
+    int calls = 0;
+    do {
+      v1::ListAgentsResponse page;
+      auto ctx = Operator();
+      grpc::Status st = control_->ListAgents(ctx.get(), req, &page);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_LE(page.agents_size(), page_size == 0 ? 200 : page_size);
+      for (const auto& a : page.agents()) names.push_back(a.cluster() + "/" + a.name());
+      req.set_page_token(page.next_page_token());
+    } while (!req.page_token().empty() && ++calls < 100);
+    return names;
+  };
+  const std::vector<std::string> bar_names = {"bar/db-0", "bar/db-1", "bar/db-2", "bar/db-3",
+                                              "bar/db-4"};
+  std::vector<std::string> everyone = bar_names;
+  for (int i = 0; i < 5; ++i) everyone.push_back(absl::StrCat("shop/web-", i));
+  EXPECT_EQ(all_pages("", 3), everyone);
+  EXPECT_EQ(all_pages("", 10), everyone);
+  EXPECT_EQ(all_pages("bar", 2), bar_names);
+  EXPECT_EQ(all_pages("", 0), everyone);  // the default page holds them all
+
+  for (const auto& [size, token] : std::vector<std::pair<int, std::string>>{
+           {501, ""}, {-1, ""}, {0, "not-a-token"}, {0, std::string(300, 'A')},
+           {0, "c2hvcC8n"} /* "shop/'" */}) {
+    v1::ListAgentsRequest req;
+    req.set_page_size(size);
+    req.set_page_token(token);
+    v1::ListAgentsResponse page;
+    auto ctx = Operator();
+    grpc::Status st = control_->ListAgents(ctx.get(), req, &page);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << size << " " << token;
+  }
+
+  // Events: the newest first page, then the ones before it.
+  v1::ListEventsRequest events;
+  events.set_limit(4);
+  v1::ListEventsResponse newest, older;
+  auto ctx = Operator();
+  ASSERT_TRUE(control_->ListEvents(ctx.get(), events, &newest).ok());
+  ASSERT_EQ(newest.events_size(), 4);
+  events.set_before_id(newest.events(0).id());
+  auto ctx2 = Operator();
+  ASSERT_TRUE(control_->ListEvents(ctx2.get(), events, &older).ok());
+  ASSERT_EQ(older.events_size(), 4);
+  // Nothing skipped or repeated: the two pages are the newest eight, in order.
+  v1::ListEventsRequest eight;
+  eight.set_limit(8);
+  v1::ListEventsResponse both;
+  auto ctx4 = Operator();
+  ASSERT_TRUE(control_->ListEvents(ctx4.get(), eight, &both).ok());
+  ASSERT_EQ(both.events_size(), 8);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(older.events(i).id(), both.events(i).id());
+    EXPECT_EQ(newest.events(i).id(), both.events(i + 4).id());
+  }
+  events.set_limit(1001);
+  v1::ListEventsResponse too_many;
+  auto ctx3 = Operator();
+  grpc::Status st = control_->ListEvents(ctx3.get(), events, &too_many);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "limit must be between 0 (100) and 1000"));
 }
 
 TEST_F(MothershipTest, ControlServiceNeedsAnOperatorTokenAndRefusesAgents) {

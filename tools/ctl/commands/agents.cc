@@ -95,14 +95,26 @@ void AddAgentCommands(CommandTree& tree) {
   get_agents->add_option("--cluster", cluster, "only this cluster");
   get_agents->callback([&] {
     *tree.action = [&](Session& s) {
+      // Page by page; printed as one list.
+      v1::ListAgentsResponse all;
       v1::ListAgentsRequest req;
       req.set_cluster(cluster);
-      return CallAndPrint(s, &v1::ControlService::Stub::ListAgents, req,
-                          [&](const v1::ListAgentsResponse& resp) {
-                            std::vector<const v1::Agent*> agents;
-                            for (const auto& a : resp.agents()) agents.push_back(&a);
-                            PrintAgents(agents, *s.out);
-                          });
+      do {
+        v1::ListAgentsResponse page;
+        auto ctx = s.Context();
+        grpc::Status st = s.stub->ListAgents(ctx.get(), req, &page);
+        if (!st.ok()) return st;
+        for (auto& a : *page.mutable_agents()) *all.add_agents() = std::move(a);
+        req.set_page_token(page.next_page_token());
+      } while (!req.page_token().empty());
+      if (s.table()) {
+        std::vector<const v1::Agent*> agents;
+        for (const auto& a : all.agents()) agents.push_back(&a);
+        PrintAgents(agents, *s.out);
+      } else {
+        PrintStructured(all, s.config.output, *s.out);
+      }
+      return grpc::Status::OK;
     };
   });
   auto* get_agent = tree.get->add_subcommand("agent", "show one agent");

@@ -1,7 +1,9 @@
 // tetherctl events [--follow]: the event log, followed live across mothership restarts.
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <iostream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -27,6 +29,9 @@ void PrintEvents(const google::protobuf::RepeatedPtrField<v1::Event>& events, st
   }
 }
 
+// The most events one ListEvents call returns.
+constexpr int kEventsPage = 1000;
+
 struct EventArgs {
   std::string cluster;
   bool follow = false;
@@ -46,13 +51,29 @@ void AddEventCommands(CommandTree& tree) {
   events->add_option("--limit", limit, "how many recent events to show first")->capture_default_str();
   events->callback([&] {
     *tree.action = [&](Session& s) {
-      v1::ListEventsRequest req;
-      req.set_cluster(cluster);
-      req.set_limit(limit);
+      // The newest `limit` events, a page at a time from the newest back.
       v1::ListEventsResponse resp;
-      auto ctx = s.Context();
-      grpc::Status st = s.stub->ListEvents(ctx.get(), req, &resp);
-      if (!st.ok()) return st;
+      grpc::Status st;
+      std::vector<v1::ListEventsResponse> pages;
+      int64_t before = 0;
+      for (int left = limit; left > 0;) {
+        v1::ListEventsRequest req;
+        req.set_cluster(cluster);
+        req.set_limit(std::min(left, kEventsPage));
+        req.set_before_id(before);
+        v1::ListEventsResponse page;
+        auto ctx = s.Context();
+        st = s.stub->ListEvents(ctx.get(), req, &page);
+        if (!st.ok()) return st;
+        const int got = page.events_size();
+        if (got > 0) before = page.events(0).id();
+        left -= got;
+        pages.push_back(std::move(page));
+        if (got < req.limit()) break;  // no older events
+      }
+      for (auto it = pages.rbegin(); it != pages.rend(); ++it) {
+        for (auto& e : *it->mutable_events()) *resp.add_events() = std::move(e);
+      }
       const bool table = s.config.output == "table";
       if (!follow) {
         if (table) {

@@ -211,16 +211,41 @@ void Mothership::Housekeeping() {
   absl::Time next_sweep = clock_->Now() + sweep_every;
   for (;;) {
     const bool stopping = !clock_->SleepFor(absl::Milliseconds(250), &stop_);
-    if (auto st = agents_->FlushHeartbeats(); !st.ok()) {
-      spdlog::warn("heartbeat flush failed reason=\"{}\"", st.message());
+    absl::Status flushed = agents_->FlushHeartbeats();
+    if (!flushed.ok() && database_up_) {
+      spdlog::warn("heartbeat flush failed reason=\"{}\"", flushed.message());
     }
     if (stopping) return;
-    if (clock_->Now() >= next_sweep) {
+    FollowDatabase(flushed.ok() ? ProbeDatabase() : flushed);
+    // Liveness is judged only from sightings that were written.
+    if (flushed.ok() && database_up_ && clock_->Now() >= next_sweep) {
       next_sweep = clock_->Now() + sweep_every;
       if (auto st = agents_->SweepLost(); !st.ok()) {
         spdlog::warn("liveness sweep failed reason=\"{}\"", st.message());
       }
     }
+  }
+}
+
+absl::Status Mothership::ProbeDatabase() {
+  return pool_->Run([](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    tx.exec("SELECT 1");
+    return absl::OkStatus();
+  });
+}
+
+void Mothership::FollowDatabase(const absl::Status& reached) {
+  const bool up = reached.ok();
+  if (up == database_up_ || lifecycle_.stopping.load()) return;
+  database_up_ = up;
+  // Load balancers and probes stop sending work that could only fail, and send it again.
+  server_->GetHealthCheckService()->SetServingStatus(up);
+  if (up) {
+    spdlog::info("database reachable again; health SERVING");
+  } else {
+    spdlog::error("database unavailable; health NOT_SERVING until it returns reason=\"{}\"",
+                  reached.message());
   }
 }
 

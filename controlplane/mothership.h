@@ -50,6 +50,10 @@ class Mothership {
   absl::StatusOr<std::string> PrepareDatabase();
   absl::Status WaitForDatabase(const std::string& url);
   void Housekeeping();
+  // A trivial query: whether the database answers.
+  absl::Status ProbeDatabase();
+  // Turns gRPC health (and the log) to what the database's state became.
+  void FollowDatabase(const absl::Status& reached);
 
   MothershipConfig config_;
   common::Clock* clock_;
@@ -58,6 +62,7 @@ class Mothership {
   absl::Mutex stop_mu_;
   absl::Notification stop_;
   bool shut_down_ = false;
+  bool database_up_ = true;  // the housekeeping thread's own
   Lifecycle lifecycle_;
   AgentServiceDeps agent_deps_;
   ControlServiceDeps control_deps_;

@@ -388,6 +388,7 @@ absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
         break;
       }
       page.agents.push_back(AgentFromRow(r, now, heartbeat_ttl_));
+      WithUnflushed(&page.agents.back(), now);
     }
     if (!page.agents.empty()) {
       page.next = AgentPageToken{page.agents.back().cluster(), page.agents.back().name()};
@@ -403,8 +404,20 @@ absl::StatusOr<v1::Agent> AgentRegistry::Get(const std::string& name) {
     auto rows = tx.exec_params(absl::StrCat("SELECT ", AgentColumns(), " FROM agents WHERE name = $1"),
                                name);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("no agent named \"", name, "\""));
-    return AgentFromRow(rows[0], now, heartbeat_ttl_);
+    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_);
+    WithUnflushed(&agent, now);
+    return agent;
   });
+}
+
+void AgentRegistry::WithUnflushed(v1::Agent* agent, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = pending_.find(agent->id());
+  if (it == pending_.end() || it->second.agent.incarnation != agent->incarnation()) return;
+  const Sighting& seen = it->second;
+  *agent->mutable_last_seen_at() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(seen.at));
+  *agent->mutable_health() = seen.health;
+  agent->set_status(LivenessOf(seen.at, now, heartbeat_ttl_));
 }
 
 absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {

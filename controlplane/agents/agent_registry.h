@@ -98,9 +98,12 @@ class AgentRegistry {
   // Records that the agent was heard from (Hello or Heartbeat); written by the next flush.
   void RecordSeen(const AgentIdentity& agent, const v1::Health& health,
                   std::optional<int64_t> applied_revision);
-  // Writes buffered sightings; notes agents that came back from lost in the event log.
+  // Writes buffered sightings; notes agents that came back from lost in the event log. What
+  // cannot be written stays buffered for the next flush.
   absl::Status FlushHeartbeats();
-  // Marks agents silent for longer than the TTL as lost, once, with an agent.lost event.
+  // Marks agents silent for longer than the TTL as lost, once, with an agent.lost event. Run
+  // only right after a flush that succeeded: with sightings unwritten (the database was away),
+  // a stale last_seen_at says nothing of the agent.
   absl::Status SweepLost();
 
   // One page of agents (of `cluster` unless empty) after `after`, by cluster and name.
@@ -113,6 +116,10 @@ class AgentRegistry {
   absl::Duration heartbeat_ttl() const { return heartbeat_ttl_; }
 
  private:
+  // An agent as listed, with what this replica heard from it and has not written yet: shown
+  // live while the database was away, not lost.
+  void WithUnflushed(v1::Agent* agent, absl::Time now);
+
   struct Sighting {
     AgentIdentity agent;
     absl::Time at;

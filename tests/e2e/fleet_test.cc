@@ -12,27 +12,17 @@
 #include "common/files.h"
 #include "common/pg/local_postgres.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/fleet.h"
 #include "tests/testing/mothership_process.h"
 #include "tests/testing/poll.h"
 #include "tests/testing/postgres_server.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace tether {
 namespace {
 
 using testing::ChildProcess;
+using testing::HealthOf;
 using testing::PollUntil;
-
-// grpc.health.v1 status of the server at `address` ("" service: the whole server).
-grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address) {
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::health::v1::HealthCheckResponse resp;
-  if (!stub->Check(&ctx, {}, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
-  return resp.status();
-}
 
 class FleetTest : public ::testing::Test {
  protected:

@@ -183,9 +183,34 @@ TEST_F(OutagesTest, TheMothershipsOwnPostgresStoppedAndStartedAgain) {
   options.root = fleet_.dir() + "/mothership/postgres";
   common::LocalPostgres pg(options, &runner);
   ASSERT_TRUE(pg.EnsureInitialized().ok());
+  EXPECT_EQ(testing::HealthOf(fleet_.server()), grpc::health::v1::HealthCheckResponse::SERVING);
   ASSERT_TRUE(pg.Stop().ok());
+  // The mothership's health follows its database, and tetherctl says which side is down.
+  EXPECT_TRUE(PollUntil([&] {
+    return testing::HealthOf(fleet_.server()) ==
+           grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+  }));
   ASSERT_TRUE(PollUntil([&] { return fleet_.Ctl({"get", "agents"}, &out, &err) != 0; }));
+  EXPECT_TRUE(absl::StrContains(err, "is up, but its database is not: database unavailable"))
+      << err;
+  EXPECT_FALSE(absl::StrContains(err, "cannot reach")) << err;
+  // The outage outlasts the heartbeat TTL (3 s): the agent's heartbeats meanwhile cannot be
+  // written, and its last_seen_at in the database grows older than the TTL.
+  const absl::Time stopped = absl::Now();
+  ASSERT_TRUE(PollUntil([&] { return absl::Now() - stopped > absl::Seconds(4); }));
   ASSERT_TRUE(pg.EnsureRunning().ok());
+  // From the first answer on, the agent is healthy: what it sent while the database was away
+  // counts, and no agent.lost is written for it.
+  nlohmann::json first;
+  ASSERT_TRUE(PollUntil([&] {
+    if (fleet_.Ctl({"-o", "json", "get", "agent", "web-1"}, &out, &err) != 0) return false;
+    first = nlohmann::json::parse(out, nullptr, false);
+    return true;
+  }));
+  EXPECT_EQ(first.value("status", ""), "AGENT_STATUS_HEALTHY") << first.dump();
+  EXPECT_TRUE(PollUntil([&] {
+    return testing::HealthOf(fleet_.server()) == grpc::health::v1::HealthCheckResponse::SERVING;
+  }));
 
   ASSERT_EQ(fleet_.Ctl({"apply", "-f", WriteSpec("shop", {"acme", "globex"}, 2, false)}, &out,
                        &err),
@@ -195,6 +220,11 @@ TEST_F(OutagesTest, TheMothershipsOwnPostgresStoppedAndStartedAgain) {
   EXPECT_EQ(agent.value("incarnation", ""), "1") << agent.dump();
   EXPECT_EQ(agent.value("appliedRevision", ""), "2") << agent.dump();
   EXPECT_TRUE(PollUntil([&] { return Agent("web-1").value("status", "") == "AGENT_STATUS_HEALTHY"; }));
+  // The sweep after the database returned judged the agent by what it had sent meanwhile.
+  const nlohmann::json events = fleet_.CtlJson({"events", "--limit", "1000"});
+  for (const auto& e : events["events"]) {
+    EXPECT_NE(e.value("kind", ""), "agent.lost") << e.dump();
+  }
 }
 
 TEST_F(OutagesTest, AnAgentCutOffFromTheMothershipSilentlyCatchesUpWhenItIsBack) {

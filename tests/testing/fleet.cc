@@ -5,7 +5,10 @@
 
 #include <filesystem>
 
+#include <grpcpp/create_channel.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -14,9 +17,20 @@
 #include "common/files.h"
 #include "common/pg/local_postgres.h"
 #include "common/process.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/testing/mothership_process.h"
 
 namespace tether::testing {
+
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!stub->Check(&ctx, {}, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  return resp.status();
+}
 
 Fleet::~Fleet() {
   mothership_.reset();

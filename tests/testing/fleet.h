@@ -11,10 +11,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "grpc/health/v1/health.pb.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/postgres_server.h"
 
 namespace tether::testing {
+
+// grpc.health.v1 status of the server at `address` ("" service: the whole server); UNKNOWN
+// when it does not answer.
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address);
 
 class Fleet {
  public:

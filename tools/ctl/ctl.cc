@@ -10,6 +10,7 @@
 #include <functional>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/grpc/target.h"
@@ -25,6 +26,11 @@ namespace {
 std::string Describe(const grpc::Status& status, const CtlConfig& config) {
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
+      // The mothership answered, but could not reach its own PostgreSQL.
+      if (absl::StrContains(status.error_message(), "database unavailable")) {
+        return absl::StrCat("the mothership at ", config.server,
+                            " is up, but its database is not: ", status.error_message());
+      }
       return absl::StrCat("cannot reach the mothership at ", config.server, ": ",
                           status.error_message());
     case grpc::StatusCode::UNAUTHENTICATED:

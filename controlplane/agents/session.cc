@@ -136,10 +136,16 @@ void AgentSession::Seen(const v1::Health& health, std::optional<int64_t> applied
 }
 
 absl::Status AgentSession::OnHello(const v1::Hello& hello) {
-  if (hello.agent_id() != identity_.id || hello.incarnation() != identity_.incarnation) {
+  // Another agent's id: an agent acts only as itself. Its own id with another incarnation: a
+  // confused agent (a credential of its previous life), told so.
+  if (hello.agent_id() != identity_.id) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "Hello is for agent ", absl::CHexEscape(common::CutText(hello.agent_id(), 64)),
+        ", but the credential is agent ", identity_.id, "'s: an agent acts only as itself"));
+  }
+  if (hello.incarnation() != identity_.incarnation) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "Hello is for agent ", common::CutText(hello.agent_id(), 64), " incarnation ",
-        hello.incarnation(), ", but the credential is agent ", identity_.id, " incarnation ",
+        "Hello is for incarnation ", hello.incarnation(), ", but the credential is of incarnation ",
         identity_.incarnation));
   }
   if (hello.applied_revision() < 0) {
@@ -223,7 +229,7 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
     }
     case v1::AgentMessage::kCommandUpdate: {
       absl::Status st = backend_->RecordCommandUpdate(identity_, message.command_update());
-      if (absl::IsInvalidArgument(st)) return st;
+      if (absl::IsInvalidArgument(st) || absl::IsPermissionDenied(st)) return st;
       if (!st.ok()) {
         spdlog::warn("cannot record a command update agent={} command=\"{}\" reason=\"{}\"",
                      identity_.name, absl::CHexEscape(common::CutText(message.command_update().command_id(), 40)),

@@ -810,8 +810,19 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
         "SELECT state, attempt, lines_stored FROM command_targets "
         "WHERE command_id = $1 AND agent_id = $2::uuid FOR UPDATE",
         *n, agent.id);
-    if (!command || target.empty()) {
-      return absl::NotFoundError(absl::StrCat("command ", *n, " has no part for this agent"));
+    if (!command) return absl::NotFoundError(absl::StrCat("command ", *n, " does not exist"));
+    if (target.empty()) {
+      // Another agent's part. A pro agent's part moves to its cluster's leader, so a former
+      // leader's late update of its own cluster's command is only stale; anything else is an
+      // agent speaking for another, and ends its stream.
+      auto mine = tx.exec_params("SELECT mode FROM agents WHERE id = $1::uuid", agent.id);
+      const bool pro_peer = command->cluster == agent.cluster && !mine.empty() &&
+                            mine[0][0].as<std::string>() == "pro";
+      if (pro_peer) {
+        return absl::NotFoundError(absl::StrCat("command ", *n, " has no part for this agent"));
+      }
+      return absl::PermissionDeniedError(absl::StrCat(
+          "command ", *n, " is not this agent's: an agent reports only its own commands"));
     }
     cluster = command->cluster;
     const v1::CommandState from = ParseCommandState(target[0][0].as<std::string>());

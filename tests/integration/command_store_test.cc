@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/files.h"
@@ -401,6 +402,80 @@ TEST_F(CommandStoreTest, AnUpdateThatCannotBeEndsTheStreamAndStoresNothing) {
     EXPECT_EQ(Count("SELECT count(*) FROM command_lines"), 0);
     EXPECT_EQ(Get(queued.id()).targets(0).state(), v1::COMMAND_STATE_QUEUED);
   }
+}
+
+// An agent acts only as itself: with its own valid credential it can neither say Hello as
+// another agent nor report progress of another agent's command, of its cluster or another.
+// Each ends its stream with PERMISSION_DENIED and writes nothing.
+TEST_F(CommandStoreTest, AnAgentCannotSpeakForAnother) {
+  RawAgent* web1 = AddAgent("web-1");
+  RawAgent* web2 = AddAgent("web-2");
+  ApplySpec();
+  v1::CommandStatus for_web2;
+  ASSERT_TRUE(Run(Migrate(), &for_web2, "", "shop", "web-2").ok());
+  web2->Connect();
+  ASSERT_TRUE(PollUntil([&] { return web2->Commands().size() == 1; }));
+  const int64_t seen2 = Count(absl::StrCat(
+      "SELECT coalesce(extract(epoch FROM last_seen_at) * 1000000, 0)::bigint FROM agents "
+      "WHERE name = 'web-2'"));
+
+  // Progress of web-2's command, from web-1's stream.
+  web1->Connect();
+  (void)web1->Update(for_web2.id(), v1::COMMAND_STATE_SUCCEEDED, 1, 1, {"done, says web-1"});
+  grpc::Status st = web1->Ended();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "is not this agent's")) << st.error_message();
+  EXPECT_EQ(Count("SELECT count(*) FROM command_lines"), 0);
+  EXPECT_EQ(Get(for_web2.id()).targets(0).state(), v1::COMMAND_STATE_QUEUED);
+
+  // A Hello as web-2 on web-1's stream (web-1's credential, web-2's id in the message).
+  auto stub = v1::AgentService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + web1->reg().credential());
+  ctx.AddMetadata("x-tether-agent-id", web1->reg().agent_id());
+  auto stream = stub->Connect(&ctx);
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(web2->reg().agent_id());
+  hello.mutable_hello()->set_incarnation(web2->reg().incarnation());
+  hello.mutable_hello()->set_applied_revision(1);
+  (void)stream->Write(hello);
+  v1::MothershipMessage msg;
+  EXPECT_FALSE(stream->Read(&msg));
+  st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "an agent acts only as itself"));
+
+  // web-1's credential under web-2's id in the metadata is no credential at all.
+  grpc::ClientContext ctx2;
+  ctx2.AddMetadata("authorization", "Bearer " + web1->reg().credential());
+  ctx2.AddMetadata("x-tether-agent-id", web2->reg().agent_id());
+  auto stream2 = stub->Connect(&ctx2);
+  (void)stream2->Write(hello);
+  EXPECT_FALSE(stream2->Read(&msg));
+  EXPECT_EQ(stream2->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // Nothing of web-2 changed: its sighting, its command, its applied revision.
+  EXPECT_EQ(Count(absl::StrCat(
+                "SELECT coalesce(extract(epoch FROM last_seen_at) * 1000000, 0)::bigint FROM "
+                "agents WHERE name = 'web-2'")),
+            seen2);
+  EXPECT_EQ(Count("SELECT applied_revision FROM agents WHERE name = 'web-2'"), 0);
+  EXPECT_EQ(Get(for_web2.id()).targets(0).state(), v1::COMMAND_STATE_QUEUED);
+
+  // Nor does a command of another cluster reach it, or take its report.
+  v1::CreateBootstrapTokenRequest bar_req;
+  bar_req.set_cluster("bar");
+  v1::CreateBootstrapTokenResponse bar_token;
+  auto op = Operator();
+  ASSERT_TRUE(control_->CreateBootstrapToken(op.get(), bar_req, &bar_token).ok());
+  bootstrap_ = bar_token.secret();
+  RawAgent* db1 = AddAgent("db-1");
+  db1->Connect();
+  (void)db1->Update(for_web2.id(), v1::COMMAND_STATE_RUNNING, 1, 1, {"db-1 was here"});
+  st = db1->Ended();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_TRUE(db1->Commands().empty());
+  EXPECT_EQ(Count("SELECT count(*) FROM command_lines"), 0);
 }
 
 TEST_F(CommandStoreTest, AFollowerGetsEveryLineLiveAndEndsWithTheCommand) {

@@ -50,7 +50,7 @@ TEST_F(AgentSessionTest, TheFirstMessageMustBeAHelloOfTheCredentialsIdentity) {
   heartbeat.mutable_heartbeat();
   EXPECT_EQ(session_->OnMessage(heartbeat).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(session_->OnMessage(Hello(0, "id-1", 1)).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(session_->OnMessage(Hello(0, "id-2", 2)).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(session_->OnMessage(Hello(0, "id-2", 2)).code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(outbox_.sent.empty());
   EXPECT_FALSE(streams_.IsConnected("id-1"));
 }

@@ -72,6 +72,11 @@ v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
   return a;
 }
 
+// The registering agent, from the peer its Register came from.
+Actor AgentActor(const std::string& agent_id) {
+  return Actor{absl::StrCat("agent:", agent_id), CurrentActor().peer};
+}
+
 }  // namespace
 
 absl::Status ValidateAgentName(const std::string& name) {
@@ -157,6 +162,7 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
       out.agent_id = existing[0][0].as<std::string>();
       out.incarnation = existing[0][2].as<int64_t>();
       kind = Kind::kRetry;
+      ScopedActor as_agent(AgentActor(out.agent_id));
       EventLog::Append(tx, out.cluster, request.name, "agent.registration_retried",
                        absl::StrCat("registration retried with token ", token->id(),
                                     "; credential re-issued for incarnation ", out.incarnation));
@@ -185,6 +191,7 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
       out.agent_id = row[0].as<std::string>();
       out.incarnation = row[1].as<int64_t>();
       kind = Kind::kReregistered;
+      ScopedActor as_agent(AgentActor(out.agent_id));
       EventLog::Append(tx, out.cluster, request.name, "agent.reregistered",
                        absl::StrCat("re-registered with token ", token->id(), ", incarnation ",
                                     out.incarnation));
@@ -199,6 +206,7 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
           token->id());
       out.agent_id = row[0].as<std::string>();
       out.incarnation = row[1].as<int64_t>();
+      ScopedActor as_agent(AgentActor(out.agent_id));
       EventLog::Append(tx, out.cluster, request.name, "agent.registered",
                        absl::StrCat("registered with token ", token->id(), " as ", out.agent_id));
     }

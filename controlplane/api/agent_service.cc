@@ -17,6 +17,7 @@
 #include "common/text.h"
 #include "controlplane/agents/session.h"
 #include "controlplane/api/services.h"
+#include "controlplane/events/event_log.h"
 #include "tether/v1/agent_service.grpc.pb.h"
 
 namespace tether::controlplane {
@@ -39,7 +40,7 @@ class ConnectReactor final
       public SessionOutbox {
  public:
   ConnectReactor(const AgentServiceDeps* deps, grpc::CallbackServerContext* context)
-      : deps_(deps), context_(context) {
+      : deps_(deps), context_(context), peer_(context->peer()) {
     if (!deps_->lifecycle->ready.load()) {
       Finish(ToGrpcStatus(kStarting));
       return;
@@ -65,6 +66,7 @@ class ConnectReactor final
       {
         absl::MutexLock lock(&mu_);
         if (identity.ok()) {
+          actor_ = Actor{absl::StrCat("agent:", identity->id), peer_};
           session_ = std::make_shared<AgentSession>(*std::move(identity), deps_->sessions,
                                                     deps_->streams, this);
           if (!closing_) StartRead(&in_);
@@ -107,9 +109,10 @@ class ConnectReactor final
     }
     if (closing_) return;
     ++jobs_;
-    deps_->blocking->Submit([this, message = in_] {
+    deps_->blocking->Submit([this, message = in_, actor = actor_] {
       // The session runs outside our lock: it calls Send/Close, which take it. session_ was
       // set before the first read and never changes.
+      ScopedActor scoped(actor);  // what it records is the agent's doing
       absl::Status st = SessionForJob()->OnMessage(message);
       bool last;
       {
@@ -191,9 +194,11 @@ class ConnectReactor final
 
   const AgentServiceDeps* deps_;
   grpc::CallbackServerContext* context_;
+  const std::string peer_;
   v1::AgentMessage in_;
   absl::Mutex mu_;
   std::shared_ptr<AgentSession> session_ ABSL_GUARDED_BY(mu_);
+  Actor actor_ ABSL_GUARDED_BY(mu_);  // the authenticated agent, for the events it causes
   std::deque<std::shared_ptr<const v1::MothershipMessage>> out_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
@@ -218,6 +223,7 @@ class AgentServiceImpl final
     req.mode = request->mode();
     req.version = request->version();
     req.registration_id = request->registration_id();
+    ScopedActor from(Actor{"", context->peer()});  // the agent is named once registered
     auto registration = deps_->agents->Register(req);
     if (!registration.ok()) {
       // The name is the client's: escaped and cut, so it can neither forge a log line nor

@@ -30,6 +30,23 @@ class RefusedStream final : public grpc::ServerWriteReactor<Item> {
 
 const absl::Status kStarting = absl::UnavailableError("mothership is starting; retry shortly");
 
+// Events an operator's request appends name its token and where it came from.
+Actor AsOperator(const std::string& token_id, grpc::ServerContext* context) {
+  return Actor{absl::StrCat("operator:", token_id), context->peer()};
+}
+
+// A listing's filter, its parts bounded.
+absl::StatusOr<EventFilter> EventFilterOf(const std::string& cluster, const std::string& kind,
+                                          const std::string& actor) {
+  constexpr size_t kMaxFilterBytes = 128;
+  if (cluster.size() > kMaxFilterBytes || kind.size() > kMaxFilterBytes ||
+      actor.size() > kMaxFilterBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cluster, kind and actor filters are at most ", kMaxFilterBytes, " bytes"));
+  }
+  return EventFilter{cluster, kind, actor};
+}
+
 // `events --follow`: every event after a cursor, then each as it is appended.
 class EventsFollower final : public FollowReactor<v1::Event> {
  public:
@@ -37,7 +54,7 @@ class EventsFollower final : public FollowReactor<v1::Event> {
                  v1::WatchEventsRequest request)
       : FollowReactor(deps->bus, deps->blocking),
         events_(deps->events),
-        cluster_(request.cluster()),
+        filter_{request.cluster(), request.kind(), request.actor()},
         after_(request.after_id()) {
     Start(std::move(authorize));
   }
@@ -45,7 +62,7 @@ class EventsFollower final : public FollowReactor<v1::Event> {
  private:
   absl::StatusOr<Batch> Fetch() override {
     constexpr int kBatch = 500;
-    auto events = events_->After(cluster_, after_, kBatch);
+    auto events = events_->After(filter_, after_, kBatch);
     if (!events.ok()) return events.status();
     Batch batch;
     batch.more = static_cast<int>(events->size()) == kBatch;
@@ -56,7 +73,7 @@ class EventsFollower final : public FollowReactor<v1::Event> {
   bool Wakes(const Change& change) override { return change.kind == Change::Kind::kEvent; }
 
   EventLog* events_;
-  const std::string cluster_;
+  const EventFilter filter_;
   int64_t after_;  // only Fetch touches it, one call at a time
 };
 
@@ -124,7 +141,9 @@ class ControlServiceImpl final
   grpc::Status CreateBootstrapToken(grpc::ServerContext* context,
                                     const v1::CreateBootstrapTokenRequest* request,
                                     v1::CreateBootstrapTokenResponse* response) override {
-    if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
+    auto who = Authorize(context);
+    if (!who.ok()) return ToGrpcStatus(who.status());
+    ScopedActor actor(AsOperator(*who, context));
     // Checked before it is added up: a seconds field near int64's end would overflow.
     const auto& asked = request->ttl();
     if (asked.seconds() < 0 || asked.seconds() > absl::ToInt64Seconds(kMaxBootstrapTtl) ||
@@ -156,7 +175,9 @@ class ControlServiceImpl final
   grpc::Status RevokeBootstrapToken(grpc::ServerContext* context,
                                     const v1::RevokeBootstrapTokenRequest* request,
                                     v1::BootstrapToken* response) override {
-    if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
+    auto who = Authorize(context);
+    if (!who.ok()) return ToGrpcStatus(who.status());
+    ScopedActor actor(AsOperator(*who, context));
     auto token = deps_->tokens->RevokeBootstrap(request->id());
     if (!token.ok()) return ToGrpcStatus(token.status());
     *response = *std::move(token);
@@ -193,7 +214,9 @@ class ControlServiceImpl final
 
   grpc::Status DeleteAgent(grpc::ServerContext* context, const v1::DeleteAgentRequest* request,
                            v1::DeleteAgentResponse* response) override {
-    if (auto who = Authorize(context); !who.ok()) return ToGrpcStatus(who.status());
+    auto who = Authorize(context);
+    if (!who.ok()) return ToGrpcStatus(who.status());
+    ScopedActor actor(AsOperator(*who, context));
     auto agent = deps_->agents->Delete(request->name());
     if (!agent.ok()) return ToGrpcStatus(agent.status());
     // A deleted agent never answers: its part in unfinished commands ends now.
@@ -209,6 +232,7 @@ class ControlServiceImpl final
                          v1::ApplySpecResponse* response) override {
     auto who = Authorize(context);
     if (!who.ok()) return ToGrpcStatus(who.status());
+    ScopedActor actor(AsOperator(*who, context));
     auto applied = deps_->specs->Apply(request->spec(), *who, request->dry_run(),
                                        request->replace_unapplied(), request->idempotency_key());
     if (!applied.ok()) {
@@ -266,7 +290,9 @@ class ControlServiceImpl final
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "after_id and before_id must not be negative");
     }
-    auto events = deps_->events->List(request->cluster(), request->after_id(), request->limit(),
+    auto filter = EventFilterOf(request->cluster(), request->kind(), request->actor());
+    if (!filter.ok()) return ToGrpcStatus(filter.status());
+    auto events = deps_->events->List(*filter, request->after_id(), request->limit(),
                                       request->before_id());
     if (!events.ok()) return ToGrpcStatus(events.status());
     for (auto& e : *events) *response->add_events() = std::move(e);
@@ -276,6 +302,10 @@ class ControlServiceImpl final
   grpc::ServerWriteReactor<v1::Event>* WatchEvents(grpc::CallbackServerContext* context,
                                                    const v1::WatchEventsRequest* request) override {
     if (!deps_->lifecycle->ready.load()) return new RefusedStream<v1::Event>(kStarting);
+    if (auto filter = EventFilterOf(request->cluster(), request->kind(), request->actor());
+        !filter.ok()) {
+      return new RefusedStream<v1::Event>(filter.status());
+    }
     // The context is gone once the call is; the token is read now, checked on the pool.
     return new EventsFollower(
         deps_, [this, token = common::BearerToken(context)] { return AuthorizeToken(token).status(); },
@@ -286,6 +316,7 @@ class ControlServiceImpl final
                           v1::CommandStatus* response) override {
     auto who = Authorize(context);
     if (!who.ok()) return ToGrpcStatus(who.status());
+    ScopedActor actor(AsOperator(*who, context));
     CommandRequest req;
     req.cluster = request->cluster();
     req.agent = request->agent();
@@ -326,6 +357,7 @@ class ControlServiceImpl final
                              v1::CommandStatus* response) override {
     auto who = Authorize(context);
     if (!who.ok()) return ToGrpcStatus(who.status());
+    ScopedActor actor(AsOperator(*who, context));
     auto command = deps_->commands->Cancel(request->id(), *who);
     if (!command.ok()) return ToGrpcStatus(command.status());
     *response = *std::move(command);

@@ -3,10 +3,29 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/pg/lock_keys.h"
 
 namespace tether::controlplane {
+
+namespace {
+
+thread_local const Actor* current_actor = nullptr;
+
+}  // namespace
+
+ScopedActor::ScopedActor(Actor actor) : actor_(std::move(actor)), previous_(current_actor) {
+  current_actor = &actor_;
+}
+
+ScopedActor::~ScopedActor() { current_actor = previous_; }
+
+const Actor& CurrentActor() {
+  static const Actor kNobody;
+  return current_actor != nullptr ? *current_actor : kNobody;
+}
 
 EventLog::EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus)
     : pool_(pool), clock_(clock), bus_(bus) {}
@@ -15,8 +34,11 @@ void EventLog::Append(pqxx::transaction_base& tx, const std::string& cluster,
                       const std::string& agent, const std::string& kind,
                       const std::string& message) {
   tx.exec_params("SELECT pg_advisory_xact_lock($1)", common::kEventOrderLock);
-  tx.exec_params("INSERT INTO events (cluster, agent, kind, message) VALUES ($1, $2, $3, $4)",
-                 cluster, agent, kind, message);
+  const Actor& actor = CurrentActor();
+  tx.exec_params(
+      "INSERT INTO events (cluster, agent, kind, message, actor, peer) "
+      "VALUES ($1, $2, $3, $4, $5, $6)",
+      cluster, agent, kind, message, actor.who, actor.peer);
 }
 
 absl::Status EventLog::Append(const std::string& cluster, const std::string& agent,
@@ -33,23 +55,36 @@ absl::Status EventLog::Append(const std::string& cluster, const std::string& age
 
 void EventLog::Notify() { bus_->Publish({Change::Kind::kEvent, "", "", 0}); }
 
-absl::StatusOr<std::vector<v1::Event>> EventLog::List(const std::string& cluster,
+absl::StatusOr<std::vector<v1::Event>> EventLog::List(const EventFilter& filter,
                                                       int64_t after_id, int limit,
                                                       int64_t before_id) {
-  return Fetch(cluster, after_id, before_id, limit <= 0 ? 100 : limit, /*newest=*/true);
+  return Fetch(filter, after_id, before_id, limit <= 0 ? 100 : limit, /*newest=*/true);
 }
 
-absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const std::string& cluster,
+absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const EventFilter& filter,
                                                        int64_t after_id, int64_t before_id,
                                                        int limit, bool newest) {
+  // A kind ending in '*' is a prefix; LIKE's own wildcards in it are taken literally.
+  std::string kind_like;
+  if (!filter.kind.empty()) {
+    absl::string_view kind = filter.kind;
+    const bool prefix = absl::ConsumeSuffix(&kind, "*");
+    for (char ch : kind) {
+      if (ch == '%' || ch == '_' || ch == '\\') kind_like.push_back('\\');
+      kind_like.push_back(ch);
+    }
+    if (prefix) kind_like.push_back('%');
+  }
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Event>> {
     pqxx::read_transaction tx(c);
     auto rows = tx.exec_params(
-        "SELECT id, (extract(epoch FROM at) * 1000000)::bigint, cluster, agent, kind, message "
+        "SELECT id, (extract(epoch FROM at) * 1000000)::bigint, cluster, agent, kind, message, "
+        "       actor, peer "
         "FROM (SELECT * FROM events WHERE id > $1 AND ($2 = '' OR cluster = $2) "
-        "        AND ($5 = 0 OR id < $5) "
+        "        AND ($5 = 0 OR id < $5) AND ($6 = '' OR kind LIKE $6) "
+        "        AND ($7 = '' OR actor = $7 OR split_part(actor, ':', 2) = $7) "
         "      ORDER BY CASE WHEN $4 THEN -id ELSE id END LIMIT $3) page ORDER BY id",
-        after_id, cluster, limit, newest, before_id);
+        after_id, filter.cluster, limit, newest, before_id, kind_like, filter.actor);
     std::vector<v1::Event> out;
     for (const auto& r : rows) {
       v1::Event e;
@@ -59,15 +94,17 @@ absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const std::string& cluste
       e.set_agent(r[3].as<std::string>());
       e.set_kind(r[4].as<std::string>());
       e.set_message(r[5].as<std::string>());
+      e.set_actor(r[6].as<std::string>());
+      e.set_peer(r[7].as<std::string>());
       out.push_back(std::move(e));
     }
     return out;
   });
 }
 
-absl::StatusOr<std::vector<v1::Event>> EventLog::After(const std::string& cluster,
+absl::StatusOr<std::vector<v1::Event>> EventLog::After(const EventFilter& filter,
                                                        int64_t after_id, int limit) {
-  return Fetch(cluster, after_id, /*before_id=*/0, limit <= 0 ? 500 : limit, /*newest=*/false);
+  return Fetch(filter, after_id, /*before_id=*/0, limit <= 0 ? 500 : limit, /*newest=*/false);
 }
 
 }  // namespace tether::controlplane

@@ -17,6 +17,36 @@
 
 namespace tether::controlplane {
 
+// Who caused what is being recorded, and from which peer address. An RPC handler sets it for
+// the length of its request (ScopedActor, on the handler's thread); every event appended on
+// that thread meanwhile carries it. Unset: the mothership itself (a sweep, a leader change).
+struct Actor {
+  std::string who;   // "operator:<token id>" or "agent:<agent id>"
+  std::string peer;  // gRPC's peer, e.g. "ipv4:10.0.0.7:51234"
+};
+
+class ScopedActor {
+ public:
+  explicit ScopedActor(Actor actor);
+  ~ScopedActor();
+  ScopedActor(const ScopedActor&) = delete;
+  ScopedActor& operator=(const ScopedActor&) = delete;
+
+ private:
+  Actor actor_;
+  const Actor* previous_;
+};
+
+// The actor of this thread's request; empty when none.
+const Actor& CurrentActor();
+
+// Which events a listing returns: all but what a set field leaves out.
+struct EventFilter {
+  std::string cluster;
+  std::string kind;   // exact, or a prefix ending in '*' ("agent.*")
+  std::string actor;  // a whole actor ("operator:ab12") or its id alone ("ab12")
+};
+
 class EventLog {
  public:
   // Publishes appends on `bus`.
@@ -39,19 +69,19 @@ class EventLog {
   // The most events one List returns.
   static constexpr int kMaxPage = 1000;
 
-  // The newest `limit` events with after_id < id < before_id (before_id 0: no bound), of
-  // `cluster` unless empty, oldest first.
-  absl::StatusOr<std::vector<v1::Event>> List(const std::string& cluster, int64_t after_id,
+  // The newest `limit` events with after_id < id < before_id (before_id 0: no bound) that
+  // `filter` lets through, oldest first.
+  absl::StatusOr<std::vector<v1::Event>> List(const EventFilter& filter, int64_t after_id,
                                               int limit, int64_t before_id = 0);
 
-  // The oldest `limit` events with id > after_id (of `cluster` unless empty): what a
-  // follower reads next.
-  absl::StatusOr<std::vector<v1::Event>> After(const std::string& cluster, int64_t after_id,
+  // The oldest `limit` events with id > after_id that `filter` lets through: what a follower
+  // reads next.
+  absl::StatusOr<std::vector<v1::Event>> After(const EventFilter& filter, int64_t after_id,
                                                int limit);
 
  private:
   // Up to `limit` events after after_id: the newest ones when `newest`, else the oldest ones.
-  absl::StatusOr<std::vector<v1::Event>> Fetch(const std::string& cluster, int64_t after_id,
+  absl::StatusOr<std::vector<v1::Event>> Fetch(const EventFilter& filter, int64_t after_id,
                                                int64_t before_id, int limit, bool newest);
 
   common::PgPool* pool_;

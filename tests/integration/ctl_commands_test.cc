@@ -408,6 +408,15 @@ TEST_F(CtlCommandsTest, AgentsAndEventsAreFetchedPageByPageAndPrintedAsOneList) 
   EXPECT_EQ(event_pages[0].before_id(), 0);
   EXPECT_EQ(event_pages[1].limit(), 500);
   EXPECT_EQ(event_pages[1].before_id(), 1501);
+
+  // Filters go to the mothership as they are given.
+  ASSERT_EQ(Ctl({"events", "--limit", "3", "--kind", "agent.*", "--actor", "operator:ab12"}, &out,
+                &err),
+            0)
+      << err;
+  EXPECT_EQ(control_.event_pages().back().kind(), "agent.*");
+  EXPECT_EQ(control_.event_pages().back().actor(), "operator:ab12");
+  EXPECT_NE(out.find("KIND              BY"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -644,6 +644,62 @@ TEST_F(MothershipTest, AgentsAndEventsComeInPagesThatNeverRepeatOrSkip) {
   EXPECT_TRUE(absl::StrContains(st.error_message(), "limit must be between 0 (100) and 1000"));
 }
 
+// Every operator action and registration says who did it and from where, and the log filters
+// by kind and by actor.
+TEST_F(MothershipTest, EventsSayWhoDidWhatFromWhereAndFilterByKindAndActor) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse agent;
+  ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
+  v1::DeleteAgentRequest del;
+  del.set_name("web-1");
+  v1::DeleteAgentResponse deleted;
+  auto ctx = Operator();
+  ASSERT_TRUE(control_->DeleteAgent(ctx.get(), del, &deleted).ok());
+
+  auto list = [&](const std::string& kind, const std::string& actor) {
+    v1::ListEventsRequest req;
+    req.set_kind(kind);
+    req.set_actor(actor);
+    v1::ListEventsResponse resp;
+    auto c = Operator();
+    grpc::Status st = control_->ListEvents(c.get(), req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  };
+  auto created = list("token.created", "");
+  ASSERT_EQ(created.events_size(), 1);
+  const std::string op = created.events(0).actor();
+  EXPECT_TRUE(absl::StartsWith(op, "operator:")) << op;
+  EXPECT_TRUE(absl::StartsWith(created.events(0).peer(), "ipv4:127.0.0.1:"))
+      << created.events(0).peer();
+
+  auto registered = list("agent.registered", "");
+  ASSERT_EQ(registered.events_size(), 1);
+  EXPECT_EQ(registered.events(0).actor(), "agent:" + agent.agent_id());
+  EXPECT_TRUE(absl::StartsWith(registered.events(0).peer(), "ipv4:127.0.0.1:"));
+
+  // By kind prefix: the agent's two events, nothing else.
+  const v1::ListEventsResponse of_agents = list("agent.*", "");
+  std::vector<std::string> kinds;
+  for (const auto& e : of_agents.events()) kinds.push_back(e.kind());
+  EXPECT_EQ(kinds, (std::vector<std::string>{"agent.registered", "agent.deleted"}));
+  // By actor, whole or its id alone: the operator made the token and deleted the agent.
+  for (const std::string& actor : {op, op.substr(std::string("operator:").size())}) {
+    kinds.clear();
+    const v1::ListEventsResponse by_actor = list("", actor);
+    for (const auto& e : by_actor.events()) kinds.push_back(e.kind());
+    EXPECT_EQ(kinds, (std::vector<std::string>{"token.created", "agent.deleted"})) << actor;
+  }
+  EXPECT_EQ(list("", agent.agent_id()).events_size(), 1);
+  EXPECT_EQ(list("agent_%", "").events_size(), 0);  // LIKE's wildcards are literal
+  v1::ListEventsRequest long_filter;
+  long_filter.set_kind(std::string(129, 'k'));
+  v1::ListEventsResponse none;
+  auto c2 = Operator();
+  EXPECT_EQ(control_->ListEvents(c2.get(), long_filter, &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(MothershipTest, ControlServiceNeedsAnOperatorTokenAndRefusesAgents) {
   auto token = CreateToken("shop");
   v1::RegisterResponse agent;

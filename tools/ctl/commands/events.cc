@@ -15,10 +15,11 @@ namespace {
 
 void PrintEvents(const google::protobuf::RepeatedPtrField<v1::Event>& events, std::ostream& out,
                  bool header) {
-  Table table{{"ID", "TIME", "CLUSTER", "AGENT", "KIND", "MESSAGE"}, {}};
+  Table table{{"ID", "TIME", "CLUSTER", "AGENT", "KIND", "BY", "MESSAGE"}, {}};
   for (const auto& e : events) {
     table.rows.push_back({absl::StrCat(e.id()), FormatTime(e.at()), e.cluster().empty() ? "-" : e.cluster(),
-                          e.agent().empty() ? "-" : e.agent(), e.kind(), Printable(e.message())});
+                          e.agent().empty() ? "-" : e.agent(), e.kind(),
+                          e.actor().empty() ? "-" : e.actor(), Printable(e.message())});
   }
   if (header) {
     PrintTable(table, out);
@@ -33,7 +34,7 @@ void PrintEvents(const google::protobuf::RepeatedPtrField<v1::Event>& events, st
 constexpr int kEventsPage = 1000;
 
 struct EventArgs {
-  std::string cluster;
+  std::string cluster, kind, actor;
   bool follow = false;
   int limit = 50;
 };
@@ -43,10 +44,14 @@ struct EventArgs {
 void AddEventCommands(CommandTree& tree) {
   auto args = std::make_shared<EventArgs>();
   tree.args->push_back(args);
-  auto& [cluster, follow, limit] = *args;
+  auto& [cluster, kind, actor, follow, limit] = *args;
   // events
   auto* events = tree.app->add_subcommand("events", "show the event log");
   events->add_option("--cluster", cluster, "only this cluster");
+  events->add_option("--kind", kind, "only this kind (agent.lost), or a prefix (agent.*)");
+  events->add_option("--actor", actor,
+                     "only what this actor did: an operator token id or agent id "
+                     "(operator:ID, agent:ID, or the ID alone)");
   events->add_flag("-f,--follow", follow, "keep printing new events until interrupted");
   events->add_option("--limit", limit, "how many recent events to show first")->capture_default_str();
   events->callback([&] {
@@ -59,6 +64,8 @@ void AddEventCommands(CommandTree& tree) {
       for (int left = limit; left > 0;) {
         v1::ListEventsRequest req;
         req.set_cluster(cluster);
+        req.set_kind(kind);
+        req.set_actor(actor);
         req.set_limit(std::min(left, kEventsPage));
         req.set_before_id(before);
         v1::ListEventsResponse page;
@@ -105,6 +112,8 @@ void AddEventCommands(CommandTree& tree) {
       for (;;) {
         v1::WatchEventsRequest watch;
         watch.set_cluster(cluster);
+        watch.set_kind(kind);
+        watch.set_actor(actor);
         watch.set_after_id(after);
         auto wctx = s.Context(/*streaming=*/true);
         wctx->set_wait_for_ready(true);

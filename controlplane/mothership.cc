@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/backoff.h"
@@ -23,6 +24,14 @@ namespace tether::controlplane {
 namespace {
 
 constexpr int kMaxMessageBytes = 20 << 20;
+
+// Whether HOST:PORT only takes connections from this machine.
+bool IsLoopback(const std::string& listen) {
+  absl::string_view host = listen;
+  host = host.substr(0, host.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
 
 }  // namespace
 
@@ -67,6 +76,14 @@ absl::Status Mothership::StartServer() {
   server_->GetHealthCheckService()->SetServingStatus(false);
   spdlog::info("listening address={} port={} tls={}", config_.listen, port_,
                config_.tls_cert.empty() ? "off" : "on");
+  if (config_.tls_cert.empty() && !IsLoopback(config_.listen)) {
+    spdlog::warn(
+        "WITHOUT TLS on {}, beyond loopback: bootstrap tokens, agent credentials and operator "
+        "tokens cross the network in clear, and agents are not told apart by certificate. "
+        "Give --tls-cert/--tls-key (and --tls-client-ca), or listen on 127.0.0.1 for "
+        "development only.",
+        config_.listen);
+  }
   return absl::OkStatus();
 }
 

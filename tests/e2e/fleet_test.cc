@@ -159,6 +159,18 @@ TEST_F(FleetTest, AnAgentWithAWrongTokenFailsClearlyAndWritesNothing) {
   EXPECT_EQ(out.find("intruder"), std::string::npos) << out;
 }
 
+// Plain text beyond loopback is for development only, and the mothership says so at start;
+// on loopback it does not.
+TEST_F(FleetTest, AMothershipWithoutTlsBeyondLoopbackWarnsLoudly) {
+  StartMothership("127.0.0.1:0");
+  EXPECT_EQ(mothership_->Log().find("WITHOUT TLS"), std::string::npos) << mothership_->Log();
+  mothership_.reset();
+  StartMothership("0.0.0.0:0");
+  EXPECT_NE(mothership_->Log().find("WITHOUT TLS on 0.0.0.0:0, beyond loopback"),
+            std::string::npos)
+      << mothership_->Log();
+}
+
 TEST_F(FleetTest, TetherctlExplainsMissingAndWrongTokens) {
   StartMothership("127.0.0.1:0");
   std::string out, err;

@@ -134,6 +134,13 @@ class MothershipTest : public ::testing::Test {
     return agent;
   }
 
+  grpc::Status DeleteAgent(const std::string& name, v1::DeleteAgentResponse* resp) {
+    v1::DeleteAgentRequest req;
+    req.set_name(name);
+    auto ctx = Operator();
+    return control_->DeleteAgent(ctx.get(), req, resp);
+  }
+
   std::vector<std::string> EventKinds() {
     v1::ListEventsRequest req;
     req.set_limit(1000);
@@ -650,11 +657,8 @@ TEST_F(MothershipTest, EventsSayWhoDidWhatFromWhereAndFilterByKindAndActor) {
   auto token = CreateToken("shop");
   v1::RegisterResponse agent;
   ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
-  v1::DeleteAgentRequest del;
-  del.set_name("web-1");
   v1::DeleteAgentResponse deleted;
-  auto ctx = Operator();
-  ASSERT_TRUE(control_->DeleteAgent(ctx.get(), del, &deleted).ok());
+  ASSERT_TRUE(DeleteAgent("web-1", &deleted).ok());
 
   auto list = [&](const std::string& kind, const std::string& actor) {
     v1::ListEventsRequest req;
@@ -735,15 +739,11 @@ TEST_F(MothershipTest, DeleteForgetsTheAgentAndItsCredential) {
   auto token = CreateToken("shop");
   v1::RegisterResponse agent;
   ASSERT_TRUE(Register(token.secret(), "web-1", &agent).ok());
-  v1::DeleteAgentRequest req;
-  req.set_name("web-1");
   v1::DeleteAgentResponse resp;
-  auto ctx = Operator();
-  ASSERT_TRUE(control_->DeleteAgent(ctx.get(), req, &resp).ok());
+  ASSERT_TRUE(DeleteAgent("web-1", &resp).ok());
   EXPECT_EQ(resp.agent().id(), agent.agent_id());
   EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
-  auto again = Operator();
-  EXPECT_EQ(control_->DeleteAgent(again.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(DeleteAgent("web-1", &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(MothershipTest, WhatOneAgentSendsCannotKeepOthersFromBeingSeen) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
+#include "common/logging.h"
 #include "common/spec/spec.h"
 
 namespace tether::common {
@@ -234,10 +235,11 @@ class Parser {
   int64_t total_bytes_ = 0;
 };
 
+// One line whatever the spec holds: a key, a path or yaml-cpp's message may carry a newline.
 absl::Status Located(const std::string& name, int line, const std::string& field,
                      const std::string& message) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(name, line > 0 ? absl::StrCat(":", line) : "", ": ", field, ": ", message));
+  return absl::InvalidArgumentError(EscapeLogText(
+      absl::StrCat(name, line > 0 ? absl::StrCat(":", line) : "", ": ", field, ": ", message)));
 }
 
 }  // namespace
@@ -257,8 +259,7 @@ absl::StatusOr<v1::ClusterSpec> ParseSpecYaml(const std::string& text,
   } catch (const ParseError& e) {
     return Located(display_name, e.line, e.field, e.message);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(display_name, ":", e.mark.line + 1,
-                                                   ": not valid YAML: ", e.msg));
+    return Located(display_name, e.mark.line + 1, "not valid YAML", e.msg);
   }
   if (auto problem = FindSpecProblem(spec)) {
     return Located(display_name, parser.LineOf(problem->field), problem->field, problem->message);

@@ -24,11 +24,14 @@ class ParseErrorInterceptor : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
-      // Only gRPC's own answer to an unparsed request: a handler never sends INTERNAL without
-      // a message. (A stream's unparsed message ends its reads as a half-close does; the two
-      // cannot be told apart here, so streams keep their status.)
-      if (unparsed_ && status.error_code() == grpc::StatusCode::INTERNAL &&
-          status.error_message().empty()) {
+      // Only gRPC's own answer to an unparsed request: a handler never sends INTERNAL or
+      // UNIMPLEMENTED without a message. (The synchronous API answers INTERNAL, the callback
+      // API — WatchEvents, WatchCommand — UNIMPLEMENTED. A stream's unparsed message ends its
+      // reads as a half-close does; the two cannot be told apart here, so client streams keep
+      // their status.)
+      if (unparsed_ && status.error_message().empty() &&
+          (status.error_code() == grpc::StatusCode::INTERNAL ||
+           status.error_code() == grpc::StatusCode::UNIMPLEMENTED)) {
         methods->ModifySendStatus(grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT,
             absl::StrCat("the request to ", method_,

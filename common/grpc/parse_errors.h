@@ -1,6 +1,7 @@
 // A request that cannot be parsed (a proto3 `string` field holding bytes that are not UTF-8, or
-// a malformed message) never reaches a handler: gRPC answers it INTERNAL with an empty message.
-// This interceptor turns that answer into INVALID_ARGUMENT naming the method, so a careless or
+// a malformed message) never reaches a handler: gRPC answers it INTERNAL (synchronous methods) or
+// UNIMPLEMENTED (callback methods) with an empty message. This interceptor turns that answer
+// into INVALID_ARGUMENT naming the method, so a careless or
 // hostile client learns what it did wrong and no INTERNAL is blamed on the server.
 #pragma once
 

@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -31,8 +32,9 @@ std::string Shown(const std::string& s) {
 }
 
 std::optional<SpecProblem> CheckFile(const std::string& field, const v1::SpecFile& f) {
-  if (f.name().empty() || f.name().size() > kMaxFileNameBytes || !IsUtf8(f.name()) ||
-      f.name().find('/') != std::string::npos || f.name().find('\0') != std::string::npos) {
+  // Printable: the name is shown in errors and tables, and must not start a new line there.
+  if (f.name().empty() || f.name().size() > kMaxFileNameBytes || !IsPrintableUtf8(f.name()) ||
+      f.name().find('/') != std::string::npos) {
     return SpecProblem{field, absl::StrCat("file name ", Shown(f.name()), " is not a plain file name")};
   }
   if (!IsUtf8(f.contents())) {
@@ -164,6 +166,31 @@ std::optional<SpecProblem> FindSpecProblem(const v1::ClusterSpec& spec) {
     }
   }
   return std::nullopt;
+}
+
+std::optional<SpecProblem> FindNewSpecProblem(const v1::ClusterSpec& spec) {
+  if (auto p = FindSpecProblem(spec)) return p;
+  auto empty = [](const v1::SpecFile& f) { return absl::StripAsciiWhitespace(f.contents()).empty(); };
+  for (const auto& f : spec.migrations().files()) {
+    if (empty(f)) {
+      return SpecProblem{absl::StrCat("migrations.files[", Shown(f.name()), "]"),
+                         absl::StrCat("file ", Shown(f.name()), " is empty")};
+    }
+  }
+  for (const auto& h : spec.hooks()) {
+    if (empty(h.file())) {
+      return SpecProblem{absl::StrCat("hooks.", h.event()),
+                         absl::StrCat("file ", Shown(h.file().name()), " is empty")};
+    }
+  }
+  return std::nullopt;
+}
+
+absl::Status ValidateNewSpec(const v1::ClusterSpec& spec) {
+  if (auto p = FindNewSpecProblem(spec)) {
+    return absl::InvalidArgumentError(absl::StrCat(p->field, ": ", p->message));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateSpec(const v1::ClusterSpec& spec) {

@@ -39,6 +39,16 @@ std::optional<SpecProblem> FindSpecProblem(const v1::ClusterSpec& spec);
 // FindSpecProblem as a Status: kInvalidArgument "field: message".
 absl::Status ValidateSpec(const v1::ClusterSpec& spec);
 
+// FindSpecProblem, and the rules only a spec that enters the fleet must keep (tetherctl before
+// it sends, the mothership before it stores): no migration or hook file is empty (or only
+// whitespace), which is a file saved before it was written, never a migration. Agents check
+// what they receive with FindSpecProblem alone, so a revision stored before a rule was added
+// stays reconcilable.
+std::optional<SpecProblem> FindNewSpecProblem(const v1::ClusterSpec& spec);
+
+// FindNewSpecProblem as a Status: kInvalidArgument "field: message".
+absl::Status ValidateNewSpec(const v1::ClusterSpec& spec);
+
 // Names a tenant (a database or a schema) may not take: PostgreSQL's own (postgres, template*,
 // public, information_schema, pg_*) and the agent's (tether_*: its database, templates, pools).
 bool IsReservedTenantName(const std::string& name);

@@ -111,27 +111,29 @@ class Parser {
     }
   }
 
-  std::string Scalar(const YAML::Node& map, const std::string& key, bool required) {
+  // `prefix`: the path of the map the key is in ("migrations."), for the error's field.
+  std::string Scalar(const YAML::Node& map, const std::string& key, bool required,
+                     const std::string& prefix = "") {
     const YAML::Node n = map[key];
     if (!n) {
-      if (required) throw ParseError{Line(map), key, "is required"};
+      if (required) throw ParseError{Line(map), prefix + key, "is required"};
       return "";
     }
     if (!n.IsScalar() || n.Scalar().empty()) {
-      throw ParseError{Line(n), key, "must be a single, non-empty value"};
+      throw ParseError{Line(n), prefix + key, "must be a single, non-empty value"};
     }
     return n.Scalar();
   }
 
   template <typename E>
   E Choice(const YAML::Node& map, const std::string& key, const std::string& fallback,
-           const std::map<std::string, E>& choices) {
-    std::string value = map[key] ? Scalar(map, key, false) : fallback;
+           const std::map<std::string, E>& choices, const std::string& prefix = "") {
+    std::string value = map[key] ? Scalar(map, key, false, prefix) : fallback;
     auto it = choices.find(value);
     if (it == choices.end()) {
       std::vector<std::string> names;
       for (const auto& [name, e] : choices) names.push_back(name);
-      throw ParseError{Line(map[key]), key,
+      throw ParseError{Line(map[key]), prefix + key,
                        absl::StrCat("\"", absl::CEscape(value.substr(0, 40)), "\" is not one of ",
                                     absl::StrJoin(names, ", "))};
     }
@@ -188,8 +190,9 @@ class Parser {
     CheckKeys(node, "migrations.", {"policy", "source"});
     out->set_policy(Choice<v1::MigrationPolicy>(
         node, "policy", "auto",
-        {{"auto", v1::MIGRATION_POLICY_AUTO}, {"manual", v1::MIGRATION_POLICY_MANUAL}}));
-    const std::string source = Scalar(node, "source", false);
+        {{"auto", v1::MIGRATION_POLICY_AUTO}, {"manual", v1::MIGRATION_POLICY_MANUAL}},
+        "migrations."));
+    const std::string source = Scalar(node, "source", false, "migrations.");
     if (source.empty()) return;
     out->set_source(source);
     const int line = Line(node["source"]);
@@ -261,7 +264,7 @@ absl::StatusOr<v1::ClusterSpec> ParseSpecYaml(const std::string& text,
   } catch (const YAML::Exception& e) {
     return Located(display_name, e.mark.line + 1, "not valid YAML", e.msg);
   }
-  if (auto problem = FindSpecProblem(spec)) {
+  if (auto problem = FindNewSpecProblem(spec)) {
     return Located(display_name, parser.LineOf(problem->field), problem->field, problem->message);
   }
   return spec;

@@ -208,6 +208,12 @@ absl::Status AgentReports::Record(
 
 absl::StatusOr<std::vector<v1::Tenant>> AgentReports::ListTenants(const std::string& cluster,
                                                                   const std::string& tenant) {
+  if (!cluster.empty()) {
+    if (auto st = common::ValidateIdentifier("cluster", cluster); !st.ok()) return st;
+  }
+  if (!tenant.empty()) {
+    if (auto st = common::ValidateIdentifier("tenant", tenant); !st.ok()) return st;
+  }
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Tenant>> {
     pqxx::read_transaction tx(c);
     std::vector<v1::Tenant> out;

@@ -37,7 +37,8 @@ class AgentReports {
   absl::Status RecordNack(const AgentIdentity& agent, const v1::Nack& nack);
 
   // Every tenant of `cluster` (all clusters when empty), optionally only `tenant`, on every
-  // agent, by cluster, agent and tenant. kNotFound for a cluster that does not exist.
+  // agent, by cluster, agent and tenant. kInvalidArgument for a cluster or tenant that is not
+  // a valid name, kNotFound for a cluster that does not exist.
   absl::StatusOr<std::vector<v1::Tenant>> ListTenants(const std::string& cluster,
                                                       const std::string& tenant);
 

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/pg/identifiers.h"
 #include "common/pg/lock_keys.h"
 
 namespace tether::controlplane {
@@ -64,6 +65,10 @@ absl::StatusOr<std::vector<v1::Event>> EventLog::List(const EventFilter& filter,
 absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const EventFilter& filter,
                                                        int64_t after_id, int64_t before_id,
                                                        int limit, bool newest) {
+  // A cluster filter is a cluster's name: anything else could only match nothing.
+  if (!filter.cluster.empty()) {
+    if (auto st = common::ValidateIdentifier("cluster", filter.cluster); !st.ok()) return st;
+  }
   // A kind ending in '*' is a prefix; LIKE's own wildcards in it are taken literally.
   std::string kind_like;
   if (!filter.kind.empty()) {

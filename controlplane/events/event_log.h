@@ -70,12 +70,13 @@ class EventLog {
   static constexpr int kMaxPage = 1000;
 
   // The newest `limit` events with after_id < id < before_id (before_id 0: no bound) that
-  // `filter` lets through, oldest first.
+  // `filter` lets through, oldest first. kInvalidArgument when the filter's cluster is not a
+  // valid cluster name.
   absl::StatusOr<std::vector<v1::Event>> List(const EventFilter& filter, int64_t after_id,
                                               int limit, int64_t before_id = 0);
 
   // The oldest `limit` events with id > after_id that `filter` lets through: what a follower
-  // reads next.
+  // reads next. kInvalidArgument as List.
   absl::StatusOr<std::vector<v1::Event>> After(const EventFilter& filter, int64_t after_id,
                                                int limit);
 

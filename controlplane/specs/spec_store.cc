@@ -97,7 +97,7 @@ absl::StatusOr<v1::SpecRevision> SpecStore::Read(pqxx::transaction_base& tx,
 absl::StatusOr<ApplyResult> SpecStore::Apply(const v1::ClusterSpec& spec, const std::string& who,
                                              bool dry_run, bool replace_unapplied,
                                              const std::string& idempotency_key) {
-  if (auto st = common::ValidateSpec(spec); !st.ok()) return st;
+  if (auto st = common::ValidateNewSpec(spec); !st.ok()) return st;
   if (idempotency_key.size() > kMaxIdempotencyKeyBytes || !common::IsUtf8(idempotency_key)) {
     return absl::InvalidArgumentError(absl::StrCat("idempotency key must be UTF-8 of at most ",
                                                    kMaxIdempotencyKeyBytes, " bytes"));

@@ -13,6 +13,7 @@
 #include "common/pg/identifiers.h"
 #include "common/secrets.h"
 #include "common/spec/spec.h"
+#include "common/text.h"
 
 namespace tether::controlplane {
 namespace {
@@ -164,7 +165,9 @@ absl::StatusOr<v1::BootstrapToken> TokenStore::RevokeBootstrap(const std::string
                      TokenColumns()),
         id, common::PgTimestamp(now));
     if (rows.empty()) {
-      return absl::NotFoundError(absl::StrCat("no bootstrap token with id \"", id, "\""));
+      // The id is the caller's: escaped and cut, so the answer stays one short line.
+      return absl::NotFoundError(absl::StrCat("no bootstrap token with id \"",
+                                              absl::CHexEscape(common::CutText(id, 64)), "\""));
     }
     v1::BootstrapToken token = TokenFromRow(rows[0], now);
     EventLog::Append(tx, token.cluster(), "", "token.revoked",

@@ -66,8 +66,7 @@ Agent::~Agent() { Stop(); }
 
 absl::Status Agent::Start() {
   if (auto st = common::MakeDirs(config_.data_dir, 0755); !st.ok()) return st;
-  auto creds = common::MakeChannelCredentials(config_.tls_ca, config_.tls_client_cert,
-                                              config_.tls_client_key);
+  auto creds = common::MakeChannelCredentials(config_.tls_ca, "", "");
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
@@ -81,6 +80,12 @@ absl::Status Agent::Start() {
   auto target = common::ChannelTarget(config_.mothership);
   if (!target.ok()) return target.status();
   auto channel = grpc::CreateCustomChannel(*target, *creds, args);
+  std::string server_ca;
+  if (!config_.tls_ca.empty()) {
+    auto ca = common::ReadPem(config_.tls_ca, "the CA certificate");
+    if (!ca.ok()) return ca.status();
+    server_ca = *ca;
+  }
 
   auto provisioner = MakeProvisioner(config_, runner_, clock_);
   if (!provisioner.ok()) return provisioner.status();
@@ -128,6 +133,18 @@ absl::Status Agent::Start() {
   };
   link.on_command = [this](const v1::Command& command) { commands_->OnCommand(command); };
   link.on_stream_closed = [this] { commands_->StreamClosed(); };
+  if (!server_ca.empty()) {
+    // With TLS the agent proves who it is with the certificate issued at registration.
+    link.certificate = std::make_shared<ClientCertificate>(config_.data_dir);
+    link.channel_with_certificate = [server_ca, target = *target, args](
+                                        const std::string& certificate, const std::string& key) {
+      grpc::SslCredentialsOptions tls;
+      tls.pem_root_certs = server_ca;
+      tls.pem_cert_chain = certificate;
+      tls.pem_private_key = key;
+      return grpc::CreateCustomChannel(target, grpc::SslCredentials(tls), args);
+    };
+  }
   if (config_.provisioner == ProvisionerKind::kExternal) {
     fence_ = std::make_unique<WriteFence>();
     health_.SetRole(v1::AGENT_ROLE_STANDBY, 0);

@@ -72,13 +72,10 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
   app.add_option("--health-listen", c->health_listen,
                  "serve grpc.health.v1 on HOST:PORT (SERVING once PostgreSQL is ready)")
       ->envname("TETHER_HEALTH_LISTEN");
-  app.add_option("--tls-ca", c->tls_ca, "CA certificate of the mothership; enables TLS")
+  app.add_option("--tls-ca", c->tls_ca,
+                 "CA certificate of the mothership; enables TLS, and with it the agent's own "
+                 "client certificate, issued at registration for a key kept in --data-dir")
       ->envname("TETHER_TLS_CA");
-  app.add_option("--tls-client-cert", c->tls_client_cert,
-                 "client certificate for a mothership that requires one (mutual TLS)")
-      ->envname("TETHER_TLS_CLIENT_CERT");
-  app.add_option("--tls-client-key", c->tls_client_key, "key of --tls-client-cert")
-      ->envname("TETHER_TLS_CLIENT_KEY");
   app.add_option("--log-format", c->log_format, "text or json")
       ->envname("TETHER_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}))

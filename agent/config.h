@@ -39,9 +39,9 @@ struct AgentConfig {
   std::string lxd_bundle;
   // gRPC health service of the agent itself (SERVING once PostgreSQL is ready); empty: off.
   std::string health_listen;
-  std::string tls_ca;           // CA of the mothership's certificate; set: use TLS
-  std::string tls_client_cert;  // presented to a mothership that requires client certificates
-  std::string tls_client_key;
+  // CA of the mothership's certificate; set: use TLS, presenting the client certificate the
+  // mothership issues the agent at registration (key and certificate in data_dir).
+  std::string tls_ca;
   std::string log_format = "text";
   std::string log_level = "info";
   // When the agent's own schema migrations run: auto (when provisioning finds them pending) or

@@ -25,8 +25,19 @@ void AddMothershipFlags(CLI::App& app, MothershipConfig* c) {
       ->envname("DATABASE_URL");
   app.add_option("--tls-cert", c->tls_cert, "server certificate (PEM)")->envname("TETHER_TLS_CERT");
   app.add_option("--tls-key", c->tls_key, "server private key (PEM)")->envname("TETHER_TLS_KEY");
-  app.add_option("--tls-client-ca", c->tls_client_ca, "CA that client certificates must chain to")
+  app.add_option("--tls-client-ca", c->tls_client_ca,
+                 "CA that operators' client certificates must chain to; set: tetherctl must "
+                 "present one (agents present the certificates this mothership issues them)")
       ->envname("TETHER_TLS_CLIENT_CA");
+  app.add_option("--ca-cert", c->ca_cert,
+                 "CA certificate that signs agents' client certificates (PEM); default: a CA "
+                 "made on first start and kept in the database, shared by every replica")
+      ->envname("TETHER_CA_CERT");
+  app.add_option("--ca-key", c->ca_key, "key of --ca-cert (PEM)")->envname("TETHER_CA_KEY");
+  common::AddDurationOption(app, "--agent-cert-ttl", &c->agent_cert_ttl,
+                            "how long an agent's client certificate is valid; agents renew it "
+                            "at two thirds of that",
+                            "TETHER_AGENT_CERT_TTL");
   app.add_option("--log-format", c->log_format, "text or json")
       ->envname("TETHER_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}))
@@ -70,6 +81,17 @@ absl::Status FinishMothershipConfig(CLI::App& app, MothershipConfig* c) {
   }
   if (!c->tls_client_ca.empty() && c->tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  if (c->ca_cert.empty() != c->ca_key.empty()) {
+    return absl::InvalidArgumentError("--ca-cert and --ca-key go together");
+  }
+  if (!c->ca_cert.empty() && c->tls_cert.empty()) {
+    return absl::InvalidArgumentError(
+        "--ca-cert signs agents' certificates, which are issued only with TLS: give --tls-cert "
+        "and --tls-key too");
+  }
+  if (c->agent_cert_ttl < absl::Minutes(10) || c->agent_cert_ttl > absl::Hours(24 * 365)) {
+    return absl::InvalidArgumentError("--agent-cert-ttl must be between 10m and 8760h (a year)");
   }
   if (c->heartbeat_ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--heartbeat-ttl must be positive");

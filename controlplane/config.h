@@ -18,7 +18,11 @@ struct MothershipConfig {
   std::string database_url;  // empty: lite mode, own PostgreSQL under data_dir/postgres
   std::string tls_cert;
   std::string tls_key;
-  std::string tls_client_ca;  // set: clients must present a certificate it signed
+  std::string tls_client_ca;  // set: operators (tetherctl) must present a certificate it signed
+  // The CA that signs agents' client certificates when TLS is on; empty: the database's.
+  std::string ca_cert;
+  std::string ca_key;
+  absl::Duration agent_cert_ttl = absl::Hours(24);  // agents renew at two thirds of it
   std::string log_format = "text";
   std::string log_level = "info";
   absl::Duration heartbeat_ttl = absl::Seconds(15);

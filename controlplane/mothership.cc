@@ -42,9 +42,13 @@ Mothership::Mothership(MothershipConfig config, common::Clock* clock,
 Mothership::~Mothership() { Shutdown(); }
 
 absl::Status Mothership::StartServer() {
-  auto creds = common::MakeServerCredentials(config_.tls_cert, config_.tls_key,
-                                             config_.tls_client_ca);
+  auto creds = common::MakeServerCredentials(config_.tls_cert, config_.tls_key);
   if (!creds.ok()) return creds.status();
+  if (!config_.tls_client_ca.empty()) {
+    auto operator_ca = common::ReadPem(config_.tls_client_ca, "--tls-client-ca");
+    if (!operator_ca.ok()) return operator_ca.status();
+    control_deps_.operator_ca_pem = *operator_ca;
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   agent_deps_.lifecycle = &lifecycle_;
@@ -186,11 +190,19 @@ absl::Status Mothership::Start() {
                  "dir made it)", token_file);
   }
 
+  if (!config_.tls_cert.empty()) {
+    auto certificates = AgentCertificates::Open(pool_.get(), config_.ca_cert, config_.ca_key,
+                                                config_.agent_cert_ttl, clock_);
+    if (!certificates.ok()) return certificates.status();
+    certificates_ = *std::move(certificates);
+    agent_deps_.certificates = certificates_.get();
+  }
+
   reports_ = std::make_unique<AgentReports>(pool_.get(), events_.get(), clock_);
   specs_ = std::make_unique<SpecStore>(pool_.get(), events_.get(), bus_.get(), clock_);
   commands_ = std::make_unique<CommandStore>(pool_.get(), events_.get(), bus_.get(), clock_);
-  session_backend_ = std::make_unique<StoreSessionBackend>(agents_.get(), reports_.get(),
-                                                           specs_.get(), commands_.get());
+  session_backend_ = std::make_unique<StoreSessionBackend>(
+      agents_.get(), reports_.get(), specs_.get(), commands_.get(), certificates_.get());
   blocking_ = std::make_unique<common::WorkPool>(4);
   agent_deps_.agents = agents_.get();
   agent_deps_.streams = streams_.get();

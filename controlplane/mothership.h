@@ -19,6 +19,7 @@
 #include "common/process.h"
 #include "common/random.h"
 #include "controlplane/config.h"
+#include "controlplane/agents/agent_certificates.h"
 #include "controlplane/agents/session_backend.h"
 #include "controlplane/api/services.h"
 #include "controlplane/fanout/change_bus.h"
@@ -78,6 +79,7 @@ class Mothership {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<StreamRegistry> streams_;
   std::unique_ptr<AgentRegistry> agents_;
+  std::unique_ptr<AgentCertificates> certificates_;  // with TLS only
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<AgentReports> reports_;
   std::unique_ptr<SpecStore> specs_;

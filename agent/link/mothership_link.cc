@@ -79,12 +79,26 @@ absl::StatusOr<Identity> MothershipLink::Register(const absl::Notification* stop
   request.set_cluster(options_.cluster);
   request.set_mode(options_.mode);
   request.set_version(options_.version);
+  if (options_.certificate != nullptr) {
+    auto csr = options_.certificate->Request(options_.name);
+    if (!csr.ok()) return csr.status();
+    request.set_csr(*csr);
+  }
   for (;;) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
     v1::RegisterResponse response;
     grpc::Status status = stub_->Register(&context, request, &response);
     if (status.ok()) {
+      // The certificate first: an identity without it would register again anyway.
+      if (options_.certificate != nullptr) {
+        if (response.certificate().empty()) {
+          return absl::FailedPreconditionError(
+              "the mothership issued no client certificate: it serves without TLS-issued agent "
+              "certificates, but this agent was started with --tls-ca");
+        }
+        if (auto st = options_.certificate->Store(response.certificate()); !st.ok()) return st;
+      }
       Identity id{response.agent_id(), response.credential(), response.incarnation(),
                   options_.name, response.cluster()};
       if (auto st = SaveIdentity(options_.data_dir, id); !st.ok()) return st;
@@ -174,10 +188,25 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
       id = *registered;
       session.reset();
     }
+    if (options_.certificate != nullptr && !UseCurrentCertificate()) {
+      id.reset();  // registering again is the way to a new certificate
+      continue;
+    }
     if (session == nullptr) {
+      auto on_certificate = [this](const v1::IssuedCertificate& issued) {
+        if (auto st = options_.certificate->Store(issued.certificate()); !st.ok()) {
+          spdlog::warn("cannot keep the renewed certificate reason=\"{}\"", st.message());
+          return;
+        }
+        spdlog::info("client certificate renewed; the next stream presents it");
+      };
       session = std::make_shared<LinkSession>(
           *id, options_.version, health_, clock_,
-          LinkSession::Callbacks{options_.on_desired_state, options_.on_command});
+          LinkSession::Callbacks{options_.on_desired_state, options_.on_command,
+                                 options_.certificate != nullptr
+                                     ? std::function<void(const v1::IssuedCertificate&)>(
+                                           on_certificate)
+                                     : nullptr});
       absl::MutexLock lock(&mu_);
       session->SetAppliedRevision(applied_revision_);
       if (unsent_report_.has_value()) {
@@ -204,6 +233,44 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
     if (!clock_->SleepFor(delay, stop)) break;
   }
   return absl::OkStatus();
+}
+
+bool MothershipLink::UseCurrentCertificate() {
+  auto current = options_.certificate->current();
+  if (!current.has_value()) {
+    spdlog::warn("no client certificate in {}; registering to get one", options_.data_dir);
+    return false;
+  }
+  if (current->not_after <= clock_->Now()) {
+    spdlog::warn("the client certificate expired at {}; registering again for a new one",
+                 absl::FormatTime(current->not_after));
+    return false;
+  }
+  if (stub_certificate_ != current->generation) {
+    stub_ = v1::AgentService::NewStub(
+        options_.channel_with_certificate(current->certificate_pem, current->key_pem));
+    stub_certificate_ = current->generation;
+  }
+  return true;
+}
+
+void MothershipLink::MaybeRenewCertificate(LinkSession* session, int64_t* asked_for) {
+  if (options_.certificate == nullptr || !session->welcomed()) return;
+  auto current = options_.certificate->current();
+  auto renew_at = options_.certificate->renew_at();
+  if (!current.has_value() || !renew_at.has_value() || clock_->Now() < *renew_at ||
+      *asked_for == current->generation) {
+    return;
+  }
+  auto csr = options_.certificate->Request(options_.name);
+  if (!csr.ok()) {
+    spdlog::warn("cannot ask for a new certificate reason=\"{}\"", csr.status().message());
+    return;
+  }
+  if (session->RequestCertificate(*csr)) {
+    *asked_for = current->generation;
+    spdlog::info("asked the mothership for a new client certificate");
+  }
 }
 
 namespace {
@@ -241,8 +308,10 @@ grpc::Status MothershipLink::RunStream(LinkSession* session, common::Backoff* ba
   std::thread heartbeats;
   if (session->Open(&outbox)) {
     heartbeats = std::thread([&] {
+      int64_t asked_for_certificate = 0;  // the generation a renewal was asked for
       while (clock_->SleepFor(options_.heartbeat_interval, &stream_done)) {
         if (!session->SendHeartbeat()) return;
+        MaybeRenewCertificate(session, &asked_for_certificate);
       }
     });
     v1::MothershipMessage in;

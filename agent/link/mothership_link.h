@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "agent/health_state.h"
 #include "agent/identity.h"
+#include "agent/link/client_certificate.h"
 #include "agent/link/session.h"
 #include "common/backoff.h"
 #include "common/clock.h"
@@ -49,6 +50,14 @@ struct LinkOptions {
   std::function<void(const v1::Command& command)> on_command;
   // A stream ended (on the Run() thread, with no lock held): what it carried last may be lost.
   std::function<void()> on_stream_closed;
+  // TLS with agent certificates (the mothership serves TLS): the agent's key and certificate,
+  // and how to open a channel that presents them. Registration sends a CSR and keeps the
+  // certificate it is given; streams go over a channel made with the newest one; a renewal is
+  // asked for over the stream at two thirds of its life. Null: plain text, no certificates.
+  std::shared_ptr<ClientCertificate> certificate;
+  std::function<std::shared_ptr<grpc::Channel>(const std::string& certificate_pem,
+                                               const std::string& key_pem)>
+      channel_with_certificate;
 };
 
 class MothershipLink {
@@ -83,9 +92,17 @@ class MothershipLink {
   absl::StatusOr<Identity> Register(const absl::Notification* stop);
   // One stream, from Hello until it ends; returns how it ended.
   grpc::Status RunStream(LinkSession* session, common::Backoff* backoff);
+  // With agent certificates: whether the stored one can open a stream (one that expired, or
+  // none, means registering again), and the stub switched to a channel presenting it.
+  bool UseCurrentCertificate();
+  // Asks for a new certificate over the stream once the current one is two thirds through its
+  // life (once per certificate: `asked_for` is the generation last asked about); from the
+  // heartbeat thread.
+  void MaybeRenewCertificate(LinkSession* session, int64_t* asked_for);
 
   const LinkOptions options_;
-  std::unique_ptr<v1::AgentService::Stub> stub_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;  // the Run() thread's own
+  int64_t stub_certificate_ = 0;  // the certificate generation stub_ presents (0: none)
   HealthState* health_;
   common::Clock* clock_;
   common::Random* random_;

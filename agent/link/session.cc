@@ -94,6 +94,9 @@ absl::Status LinkSession::OnMessage(const v1::MothershipMessage& message) {
     case v1::MothershipMessage::kCommand:
       if (callbacks_.on_command) callbacks_.on_command(message.command());
       return absl::OkStatus();
+    case v1::MothershipMessage::kCertificate:
+      if (callbacks_.on_certificate) callbacks_.on_certificate(message.certificate());
+      return absl::OkStatus();
     default:
       return absl::OkStatus();
   }
@@ -102,6 +105,13 @@ absl::Status LinkSession::OnMessage(const v1::MothershipMessage& message) {
 bool LinkSession::SendCommandUpdate(const v1::CommandUpdate& update) {
   v1::AgentMessage msg;
   *msg.mutable_command_update() = update;
+  absl::MutexLock lock(&mu_);
+  return SendLocked(msg);
+}
+
+bool LinkSession::RequestCertificate(const std::string& csr) {
+  v1::AgentMessage msg;
+  msg.mutable_certificate_request()->set_csr(csr);
   absl::MutexLock lock(&mu_);
   return SendLocked(msg);
 }

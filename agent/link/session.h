@@ -46,6 +46,8 @@ class LinkSession {
     // A command arrived (on the link thread, with no lock held). Every delivery is handed on:
     // deduplicating them by id is the dispatcher's (agent/commands/command_dispatch.h).
     std::function<void(const v1::Command& command)> on_command;
+    // A client certificate the agent asked for arrived (on the link thread, no lock held).
+    std::function<void(const v1::IssuedCertificate& issued)> on_certificate;
   };
 
   LinkSession(Identity identity, std::string version, HealthState* health, common::Clock* clock,
@@ -70,6 +72,8 @@ class LinkSession {
   // Sends a command's update; false when no stream is open or it failed (the mothership then
   // delivers the command again on the next stream, saying what it stored).
   bool SendCommandUpdate(const v1::CommandUpdate& update);
+  // Asks for a new client certificate for the key of `csr`; false when no stream is open.
+  bool RequestCertificate(const std::string& csr);
 
   bool welcomed() const;
   int64_t applied_revision() const;

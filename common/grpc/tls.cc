@@ -1,11 +1,12 @@
 // PEM files → gRPC credentials.
 #include "common/grpc/tls.h"
 
+#include <grpc/grpc_security_constants.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 
 namespace tether::common {
-namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
   auto pem = ReadFile(path);
@@ -15,10 +16,8 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
   return pem;
 }
 
-}  // namespace
-
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const std::string& cert_file, const std::string& key_file, const std::string& client_ca_file) {
+    const std::string& cert_file, const std::string& key_file) {
   if (cert_file.empty()) return grpc::InsecureServerCredentials();
   auto cert = ReadPem(cert_file, "the TLS certificate");
   if (!cert.ok()) return cert.status();
@@ -26,13 +25,21 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions opts;
   opts.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!client_ca_file.empty()) {
-    auto ca = ReadPem(client_ca_file, "the client CA");
-    if (!ca.ok()) return ca.status();
-    opts.pem_root_certs = *ca;
-    opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
+  opts.client_certificate_request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY;
   return grpc::SslServerCredentials(opts);
+}
+
+PeerCertificate PeerCertificateOf(const grpc::ServerContextBase& context) {
+  PeerCertificate peer;
+  auto auth = context.auth_context();
+  if (auth == nullptr) return peer;
+  auto first = [&](const char* property) {
+    auto values = auth->FindPropertyValues(property);
+    return values.empty() ? std::string() : std::string(values[0].data(), values[0].size());
+  };
+  peer.leaf = first(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  peer.chain = first(GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME);
+  return peer;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(

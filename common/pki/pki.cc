@@ -34,6 +34,9 @@ using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using Store = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free>>;
 using StoreCtx = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 using Names = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+struct StackDeleter {
+  void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
+};
 
 // OpenSSL's most recent error, as words; clears the queue.
 std::string OpensslError() {
@@ -140,6 +143,27 @@ std::string NameEntry(X509_NAME* name, int nid) {
   return out;
 }
 
+// A CSR, checked to be signed by the key it names (its requester holds that key).
+absl::StatusOr<Req> ParseCsr(const std::string& csr_pem) {
+  if (csr_pem.size() > kMaxPemBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the CSR is ", csr_pem.size(), " bytes; at most ", kMaxPemBytes));
+  }
+  Bio bio = ReadBio(csr_pem);
+  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("the CSR is not a PEM certificate request");
+  }
+  EVP_PKEY* requested = X509_REQ_get0_pubkey(req.get());
+  if (requested == nullptr || X509_REQ_verify(req.get(), requested) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "the CSR's signature does not verify: it was not made with the key it names");
+  }
+  return req;
+}
+
 }  // namespace
 
 std::string AgentUri(const std::string& cluster, const std::string& agent_id) {
@@ -206,22 +230,9 @@ absl::StatusOr<std::string> CertificateAuthority::SignAgent(const std::string& c
                                                             const AgentCertIdentity& who,
                                                             absl::Time now,
                                                             absl::Duration validity) const {
-  if (csr_pem.size() > kMaxPemBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the CSR is ", csr_pem.size(), " bytes; at most ", kMaxPemBytes));
-  }
-  Bio bio = ReadBio(csr_pem);
-  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
-  if (!req) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("the CSR is not a PEM certificate request");
-  }
-  EVP_PKEY* requested = X509_REQ_get0_pubkey(req.get());
-  if (requested == nullptr || X509_REQ_verify(req.get(), requested) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError(
-        "the CSR's signature does not verify: it was not made with the key it names");
-  }
+  auto req = ParseCsr(csr_pem);
+  if (!req.ok()) return req.status();
+  EVP_PKEY* requested = X509_REQ_get0_pubkey(req->get());
   auto ca_cert = ParseCert(cert_pem_);
   auto ca_key = ParseKey(key_pem_);
   if (!ca_cert.ok() || !ca_key.ok()) return absl::InternalError("the CA cannot be read");
@@ -245,15 +256,41 @@ absl::StatusOr<std::string> CertificateAuthority::SignAgent(const std::string& c
   return CertPem(cert.get());
 }
 
+absl::Status CheckCsr(const std::string& csr_pem) { return ParseCsr(csr_pem).status(); }
+
 absl::Status CertificateAuthority::Verify(const std::string& cert_pem, absl::Time now) const {
+  return VerifyCertificate(cert_pem, "", cert_pem_, now);
+}
+
+absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& chain_pem,
+                               const std::string& trusted_pem, absl::Time now) {
   auto cert = ParseCert(cert_pem);
   if (!cert.ok()) return absl::UnauthenticatedError(cert.status().message());
-  auto ca = ParseCert(cert_pem_);
-  if (!ca.ok()) return absl::InternalError("the CA cannot be read");
+  if (chain_pem.size() > 4 * kMaxPemBytes || trusted_pem.size() > 64 * kMaxPemBytes) {
+    return absl::UnauthenticatedError("the certificate chain is too long");
+  }
   Store store(X509_STORE_new());
   StoreCtx ctx(X509_STORE_CTX_new());
-  if (!store || !ctx || X509_STORE_add_cert(store.get(), ca->get()) != 1 ||
-      X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), nullptr) != 1) {
+  std::unique_ptr<STACK_OF(X509), StackDeleter> untrusted(sk_X509_new_null());
+  if (!store || !ctx || !untrusted) return absl::InternalError("cannot verify: out of memory");
+  int trusted = 0;
+  for (Bio bio = ReadBio(trusted_pem);;) {
+    Cert ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!ca) break;
+    if (X509_STORE_add_cert(store.get(), ca.get()) != 1) {
+      return absl::InternalError(absl::StrCat("cannot verify: ", OpensslError()));
+    }
+    ++trusted;
+  }
+  ERR_clear_error();  // the end of the PEM text reads as an error
+  if (trusted == 0) return absl::InternalError("no trusted CA certificate to verify against");
+  for (Bio bio = ReadBio(chain_pem);;) {
+    Cert link(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!link || sk_X509_push(untrusted.get(), link.get()) == 0) break;
+    link.release();  // the stack owns it now
+  }
+  ERR_clear_error();
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), untrusted.get()) != 1) {
     return absl::InternalError(absl::StrCat("cannot verify: ", OpensslError()));
   }
   X509_STORE_CTX_set_time(ctx.get(), 0, absl::ToTimeT(now));

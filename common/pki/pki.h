@@ -30,6 +30,17 @@ absl::StatusOr<std::string> GeneratePrivateKey();
 // decides the certificate's names; the request proves only possession of the key.
 absl::StatusOr<std::string> MakeCsr(const std::string& key_pem, const std::string& common_name);
 
+// OK for a PEM CSR (at most 16 KiB) signed by the key it names; kInvalidArgument naming what
+// is wrong otherwise. What SignAgent checks first, for callers that must refuse a request
+// before they change anything.
+absl::Status CheckCsr(const std::string& csr_pem);
+
+// Whether `cert_pem` chains to one of the CA certificates in `trusted_pem` (a PEM bundle),
+// through the intermediates in `chain_pem` (may be empty), and is valid at `now`;
+// kUnauthenticated naming why not.
+absl::Status VerifyCertificate(const std::string& cert_pem, const std::string& chain_pem,
+                               const std::string& trusted_pem, absl::Time now);
+
 // What a signed certificate says of itself.
 struct CertInfo {
   absl::Time not_before, not_after;

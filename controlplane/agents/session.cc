@@ -237,6 +237,15 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
       }
       return absl::OkStatus();
     }
+    case v1::AgentMessage::kCertificateRequest: {
+      auto issued = backend_->IssueCertificate(identity_, message.certificate_request().csr());
+      if (!issued.ok()) return issued.status();  // the agent asked for what cannot be
+      auto out = std::make_shared<v1::MothershipMessage>();
+      *out->mutable_certificate() = *std::move(issued);
+      absl::MutexLock lock(&mu_);
+      SendLocked(std::move(out));
+      return absl::OkStatus();
+    }
     default:
       return absl::OkStatus();
   }

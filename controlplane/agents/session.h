@@ -70,6 +70,11 @@ class AgentSessionBackend {
   // records a newer epoch, and routes the cluster's unfinished commands to it; an older or the
   // same one changes nothing. kFailedPrecondition for an agent that is not in pro mode.
   virtual absl::Status RecordLeader(const AgentIdentity& agent, int64_t epoch) = 0;
+  // A new client certificate for the agent, for the key of `csr` (renewal before the current
+  // one expires). kInvalidArgument for a CSR that cannot be signed; kFailedPrecondition when
+  // the mothership issues none (it serves without TLS).
+  virtual absl::StatusOr<v1::IssuedCertificate> IssueCertificate(const AgentIdentity& agent,
+                                                                 const std::string& csr) = 0;
 };
 
 class AgentSession final : public AgentStream,

@@ -3,6 +3,9 @@
 // (commands to deliver, their updates). Thread-safe.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
+#include "controlplane/agents/agent_certificates.h"
 #include "controlplane/agents/agent_registry.h"
 #include "controlplane/agents/reports.h"
 #include "controlplane/agents/session.h"
@@ -13,9 +16,14 @@ namespace tether::controlplane {
 
 class StoreSessionBackend final : public AgentSessionBackend {
  public:
+  // `certificates` null: the mothership serves without TLS and issues none.
   StoreSessionBackend(AgentRegistry* agents, AgentReports* reports, SpecStore* specs,
-                      CommandStore* commands)
-      : agents_(agents), reports_(reports), specs_(specs), commands_(commands) {}
+                      CommandStore* commands, const AgentCertificates* certificates)
+      : agents_(agents),
+        reports_(reports),
+        specs_(specs),
+        commands_(commands),
+        certificates_(certificates) {}
 
   void RecordSeen(const AgentIdentity& agent, const v1::Health& health,
                   std::optional<int64_t> applied_revision) override {
@@ -48,11 +56,29 @@ class StoreSessionBackend final : public AgentSessionBackend {
     return commands_->LeaderChanged(agent, epoch).status();
   }
 
+  absl::StatusOr<v1::IssuedCertificate> IssueCertificate(const AgentIdentity& agent,
+                                                         const std::string& csr) override {
+    if (certificates_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "this mothership serves without TLS and issues no certificates");
+    }
+    if (auto st = AgentCertificates::CheckRequest(csr); !st.ok()) return st;
+    auto certificate = certificates_->Issue(csr, agent);
+    if (!certificate.ok()) return certificate.status();
+    spdlog::info("certificate renewed agent={} id={} valid_for={}", agent.name, agent.id,
+                 absl::FormatDuration(certificates_->validity()));
+    v1::IssuedCertificate issued;
+    issued.set_certificate(*std::move(certificate));
+    issued.set_ca_certificate(certificates_->ca_pem());
+    return issued;
+  }
+
  private:
   AgentRegistry* agents_;
   AgentReports* reports_;
   SpecStore* specs_;
   CommandStore* commands_;
+  const AgentCertificates* certificates_;
 };
 
 }  // namespace tether::controlplane

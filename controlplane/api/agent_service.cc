@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc/metadata.h"
 #include "common/grpc/status.h"
+#include "common/grpc/tls.h"
 #include "common/text.h"
 #include "controlplane/agents/session.h"
 #include "controlplane/api/services.h"
@@ -60,8 +61,17 @@ class ConnectReactor final
     // Checking the credential reads the database: do it on the blocking pool.
     jobs_ = 1;
     deps_->blocking->Submit([this, agent_id = MetadataValue(context, "x-tether-agent-id"),
-                             credential = BearerToken(context)] {
+                             credential = BearerToken(context),
+                             certificate = common::PeerCertificateOf(*context).leaf] {
       auto identity = deps_->agents->Authenticate(agent_id, credential);
+      // With TLS the certificate issued at registration must name the same agent.
+      if (identity.ok() && deps_->certificates != nullptr) {
+        if (auto st = deps_->certificates->Authenticate(certificate, *identity); !st.ok()) {
+          spdlog::warn("agent stream refused agent={} peer={} reason=\"{}\"", identity->id, peer_,
+                       absl::CHexEscape(st.message()));
+          identity = st;
+        }
+      }
       bool last;
       {
         absl::MutexLock lock(&mu_);
@@ -224,7 +234,17 @@ class AgentServiceImpl final
     req.version = request->version();
     req.registration_id = request->registration_id();
     ScopedActor from(Actor{"", context->peer()});  // the agent is named once registered
-    auto registration = deps_->agents->Register(req);
+    // With TLS the agent gets a certificate for its key: a request that could not be signed is
+    // refused before anything is recorded.
+    absl::StatusOr<Registration> registration = absl::UnknownError("not registered");
+    if (absl::Status csr = deps_->certificates != nullptr
+                               ? AgentCertificates::CheckRequest(request->csr())
+                               : absl::OkStatus();
+        !csr.ok()) {
+      registration = csr;
+    } else {
+      registration = deps_->agents->Register(req);
+    }
     if (!registration.ok()) {
       // The name is the client's: escaped and cut, so it can neither forge a log line nor
       // flood the log.
@@ -237,6 +257,16 @@ class AgentServiceImpl final
     response->set_credential(registration->credential);
     response->set_incarnation(registration->incarnation);
     response->set_cluster(registration->cluster);
+    if (deps_->certificates != nullptr) {
+      // Signing cannot fail for a request CheckRequest passed but for a broken CA; the agent
+      // retries with the same registration id and is answered again.
+      auto certificate = deps_->certificates->Issue(
+          request->csr(), AgentIdentity{registration->agent_id, request->name(),
+                                        registration->cluster, registration->incarnation});
+      if (!certificate.ok()) return ToGrpcStatus(certificate.status());
+      response->set_certificate(*certificate);
+      response->set_ca_certificate(deps_->certificates->ca_pem());
+    }
     return grpc::Status::OK;
   }
 

@@ -9,6 +9,8 @@
 #include "common/grpc/metadata.h"
 #include "common/logging.h"
 #include "common/grpc/status.h"
+#include "common/grpc/tls.h"
+#include "common/pki/pki.h"
 #include "common/text.h"
 #include "controlplane/api/follow_reactor.h"
 #include "controlplane/api/services.h"
@@ -308,7 +310,9 @@ class ControlServiceImpl final
     }
     // The context is gone once the call is; the token is read now, checked on the pool.
     return new EventsFollower(
-        deps_, [this, token = common::BearerToken(context)] { return AuthorizeToken(token).status(); },
+        deps_,
+        [this, token = common::BearerToken(context),
+         peer = common::PeerCertificateOf(*context)] { return AuthorizeToken(token, peer).status(); },
         *request);
   }
 
@@ -368,17 +372,35 @@ class ControlServiceImpl final
       grpc::CallbackServerContext* context, const v1::WatchCommandRequest* request) override {
     if (!deps_->lifecycle->ready.load()) return new RefusedStream<v1::CommandEvent>(kStarting);
     return new CommandFollower(
-        deps_, [this, token = common::BearerToken(context)] { return AuthorizeToken(token).status(); },
+        deps_,
+        [this, token = common::BearerToken(context),
+         peer = common::PeerCertificateOf(*context)] { return AuthorizeToken(token, peer).status(); },
         *request);
   }
 
  private:
   // The calling operator token's id.
   absl::StatusOr<std::string> Authorize(grpc::ServerContext* context) {
-    return AuthorizeToken(common::BearerToken(context));
+    return AuthorizeToken(common::BearerToken(context), common::PeerCertificateOf(*context));
   }
-  absl::StatusOr<std::string> AuthorizeToken(const std::string& token) {
+  absl::StatusOr<std::string> AuthorizeToken(const std::string& token,
+                                             const common::PeerCertificate& peer) {
     if (!deps_->lifecycle->ready.load()) return kStarting;
+    // With --tls-client-ca an operator also proves who it is with a certificate of that CA
+    // (an agent's, signed by the mothership's own CA, does not do).
+    if (!deps_->operator_ca_pem.empty()) {
+      if (peer.leaf.empty()) {
+        return absl::UnauthenticatedError(
+            "this mothership requires a client certificate from its client CA "
+            "(tetherctl --tls-client-cert and --tls-client-key)");
+      }
+      if (auto st = common::VerifyCertificate(peer.leaf, peer.chain, deps_->operator_ca_pem,
+                                              absl::Now());
+          !st.ok()) {
+        return absl::UnauthenticatedError(
+            absl::StrCat("the client certificate is refused: ", st.message()));
+      }
+    }
     if (token.empty()) {
       return absl::UnauthenticatedError(
           "missing operator token (use --token, TETHER_TOKEN or the config file)");

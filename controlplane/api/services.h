@@ -11,6 +11,7 @@
 
 #include "common/work_pool.h"
 #include "controlplane/agents/admission.h"
+#include "controlplane/agents/agent_certificates.h"
 #include "controlplane/agents/agent_registry.h"
 #include "controlplane/agents/reports.h"
 #include "controlplane/agents/session.h"
@@ -41,6 +42,9 @@ struct AgentServiceDeps {
   // is closed with RESOURCE_EXHAUSTED. An agent reads as it goes; bursts (a reconnect's queued
   // commands) are far below this.
   size_t stream_queue_limit = 4096;
+  // With TLS: signs agents' certificates at registration and checks the one every stream
+  // presents. Null without TLS (the bearer credential alone, for plain-text development).
+  const AgentCertificates* certificates = nullptr;
 };
 
 struct ControlServiceDeps {
@@ -54,6 +58,9 @@ struct ControlServiceDeps {
   // Followers (WatchEvents, WatchCommand) are woken by the bus and read on the blocking pool.
   ChangeBus* bus = nullptr;
   common::WorkPool* blocking = nullptr;
+  // --tls-client-ca's certificates (PEM); set: an operator's call must also present a client
+  // certificate that chains to one of them. Set before the server starts.
+  std::string operator_ca_pem;
 };
 
 // The deps are filled in before `lifecycle->ready` turns true and stay valid until the server

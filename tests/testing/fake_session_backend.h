@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "controlplane/agents/session.h"
 
@@ -66,6 +67,15 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
     leader_epochs.push_back(epoch);
     return leader_answer;
   }
+  // Signs nothing: answers a certificate that is the CSR's text, so tests see which they got.
+  absl::StatusOr<v1::IssuedCertificate> IssueCertificate(const controlplane::AgentIdentity&,
+                                                         const std::string& csr) override {
+    absl::MutexLock lock(&mu_);
+    if (!certificate_answer.ok()) return certificate_answer;
+    v1::IssuedCertificate issued;
+    issued.set_certificate(absl::StrCat("certificate for ", csr));
+    return issued;
+  }
 
   void SetLatest(int64_t revision) {
     absl::MutexLock lock(&mu_);
@@ -82,6 +92,7 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
   std::vector<v1::CommandUpdate> updates;
   std::vector<int64_t> leader_epochs;  // RecordLeader calls
   absl::Status leader_answer;          // what RecordLeader returns
+  absl::Status certificate_answer;     // what IssueCertificate fails with, when not OK
 };
 
 // A SessionOutbox that records what the session sends and whether it closed the stream.

@@ -163,5 +163,21 @@ TEST_F(AgentSessionTest, ADetachedSessionSendsNothing) {
   EXPECT_TRUE(outbox_.closed.empty());
 }
 
+TEST_F(AgentSessionTest, ACertificateRequestIsAnsweredOrEndsTheStream) {
+  v1::AgentMessage request;
+  request.mutable_certificate_request()->set_csr("csr-1");
+  // Not before Hello.
+  EXPECT_EQ(session_->OnMessage(request).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  const size_t before = outbox_.sent.size();
+  ASSERT_TRUE(session_->OnMessage(request).ok());
+  ASSERT_EQ(outbox_.sent.size(), before + 1);
+  EXPECT_EQ(outbox_.sent.back().certificate().certificate(), "certificate for csr-1");
+  backend_.certificate_answer =
+      absl::InvalidArgumentError("the CSR is not a PEM certificate request");
+  EXPECT_EQ(session_->OnMessage(request).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(outbox_.sent.size(), before + 1);
+}
+
 }  // namespace
 }  // namespace tether::controlplane

@@ -82,6 +82,29 @@ TEST_F(PkiTest, ACsrNotMadeWithItsKeyOrNotACsrIsRefused) {
   }
 }
 
+TEST_F(PkiTest, ACsrIsCheckedBeforeAnythingIsSigned) {
+  EXPECT_TRUE(CheckCsr(*MakeCsr(key_, "web-1")).ok());
+  EXPECT_EQ(CheckCsr("").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckCsr(ca_->cert_pem()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckCsr(std::string(17 * 1024, 'A')).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PkiTest, ACertificateVerifiesAgainstABundleHoldingItsCaOnly) {
+  const std::string cert = Sign(*MakeCsr(key_, "x"), absl::Hours(1));
+  auto other = CertificateAuthority::Create("another CA", kNow, absl::Hours(24));
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(VerifyCertificate(cert, "", other->cert_pem() + ca_->cert_pem(), kNow).ok());
+  absl::Status stranger = VerifyCertificate(cert, "", other->cert_pem(), kNow);
+  EXPECT_EQ(stranger.code(), absl::StatusCode::kUnauthenticated) << stranger;
+  // A chain the peer sends is a path to a trusted CA, never a CA of its own.
+  stranger = VerifyCertificate(cert, ca_->cert_pem(), other->cert_pem(), kNow);
+  EXPECT_EQ(stranger.code(), absl::StatusCode::kUnauthenticated) << stranger;
+  EXPECT_EQ(VerifyCertificate(cert, "", ca_->cert_pem(), kNow + absl::Hours(2)).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(VerifyCertificate("junk", "", ca_->cert_pem(), kNow).code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
 TEST_F(PkiTest, ACaIsLoadedOnlyWithItsOwnKeyAndOnlyIfItIsACa) {
   auto again = CertificateAuthority::Load(ca_->cert_pem(), ca_->key_pem());
   ASSERT_TRUE(again.ok()) << again.status();

@@ -183,11 +183,11 @@ TEST_F(OutagesTest, TheMothershipsOwnPostgresStoppedAndStartedAgain) {
   options.root = fleet_.dir() + "/mothership/postgres";
   common::LocalPostgres pg(options, &runner);
   ASSERT_TRUE(pg.EnsureInitialized().ok());
-  EXPECT_EQ(testing::HealthOf(fleet_.server()), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(testing::HealthOf(fleet_.server(), fleet_.credentials()), grpc::health::v1::HealthCheckResponse::SERVING);
   ASSERT_TRUE(pg.Stop().ok());
   // The mothership's health follows its database, and tetherctl says which side is down.
   EXPECT_TRUE(PollUntil([&] {
-    return testing::HealthOf(fleet_.server()) ==
+    return testing::HealthOf(fleet_.server(), fleet_.credentials()) ==
            grpc::health::v1::HealthCheckResponse::NOT_SERVING;
   }));
   ASSERT_TRUE(PollUntil([&] { return fleet_.Ctl({"get", "agents"}, &out, &err) != 0; }));
@@ -209,7 +209,7 @@ TEST_F(OutagesTest, TheMothershipsOwnPostgresStoppedAndStartedAgain) {
   }));
   EXPECT_EQ(first.value("status", ""), "AGENT_STATUS_HEALTHY") << first.dump();
   EXPECT_TRUE(PollUntil([&] {
-    return testing::HealthOf(fleet_.server()) == grpc::health::v1::HealthCheckResponse::SERVING;
+    return testing::HealthOf(fleet_.server(), fleet_.credentials()) == grpc::health::v1::HealthCheckResponse::SERVING;
   }));
 
   ASSERT_EQ(fleet_.Ctl({"apply", "-f", WriteSpec("shop", {"acme", "globex"}, 2, false)}, &out,

@@ -22,14 +22,40 @@
 
 namespace tether::testing {
 
-grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address) {
-  auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(
+    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, credentials));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   grpc::health::v1::HealthCheckResponse resp;
   if (!stub->Check(&ctx, {}, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
   return resp.status();
+}
+
+Fleet::Fleet() {
+  auto pki = WriteTestPki(dir_.path());
+  EXPECT_TRUE(pki.ok()) << pki.status();
+  if (pki.ok()) pki_ = *pki;
+}
+
+std::vector<std::string> Fleet::MothershipFlags(std::vector<std::string> args) const {
+  args.insert(args.end(), {"--tls-cert", pki_.server_cert, "--tls-key", pki_.server_key,
+                           "--tls-client-ca", pki_.ca_cert});
+  return args;
+}
+
+std::vector<std::string> Fleet::CtlArgv(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {TETHER_CTL_BIN,      "--server",          server_,
+                                   "--tls-ca",          pki_.ca_cert,        "--tls-client-cert",
+                                   pki_.client_cert,    "--tls-client-key",  pki_.client_key};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Fleet::credentials() const {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = common::ReadFile(pki_.ca_cert).value_or("");
+  return grpc::SslCredentials(tls);
 }
 
 Fleet::~Fleet() {
@@ -52,7 +78,7 @@ void Fleet::StopPostgres(const std::string& root) {
 
 bool Fleet::StartMothership(const std::string& listen) {
   auto m = StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
-                                  {"--listen", listen, "--heartbeat-ttl", "3s"},
+                                  MothershipFlags({"--listen", listen, "--heartbeat-ttl", "3s"}),
                                   dir_.path() + "/mothership.log");
   EXPECT_TRUE(m.ok()) << m.status();
   if (!m.ok()) return false;
@@ -69,7 +95,7 @@ void Fleet::KillMothership() {
 
 bool Fleet::StartMothershipAgain() {
   auto m = StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
-                                  {"--listen", server_, "--heartbeat-ttl", "3s"},
+                                  MothershipFlags({"--listen", server_, "--heartbeat-ttl", "3s"}),
                                   dir_.path() + "/mothership-restarted.log");
   EXPECT_TRUE(m.ok()) << m.status();
   if (!m.ok()) return false;
@@ -82,7 +108,8 @@ bool Fleet::StartReplicas(int count, const std::string& database_url) {
     const std::string name = absl::StrCat("replica-", i);
     auto m = StartMothershipProcess(
         TETHER_MOTHERSHIP_BIN, dir_.path() + "/" + name,
-        {"--listen", "127.0.0.1:0", "--heartbeat-ttl", "3s", "--database-url", database_url},
+        MothershipFlags({"--listen", "127.0.0.1:0", "--heartbeat-ttl", "3s", "--database-url",
+                         database_url}),
         dir_.path() + "/" + name + ".log");
     EXPECT_TRUE(m.ok()) << m.status();
     if (!m.ok()) return false;
@@ -110,7 +137,7 @@ ChildProcess* Fleet::StartAgent(const std::string& name, const std::string& boot
   std::vector<std::string> argv = {TETHER_AGENT_BIN, "--mothership", server_, "--bootstrap-token",
                                    bootstrap_token, "--name", name, "--data-dir",
                                    dir_.path() + "/" + name, "--heartbeat-interval", "300ms",
-                                   "--reconnect-max", "1s"};
+                                   "--reconnect-max", "1s", "--tls-ca", pki_.ca_cert};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   agents_[name] = std::make_unique<ChildProcess>(argv, std::vector<std::string>{},
                                                  dir_.path() + "/" + name + ".log");
@@ -129,19 +156,15 @@ void Fleet::WipeAgent(const std::string& name) {
 }
 
 int Fleet::Ctl(const std::vector<std::string>& args, std::string* out, std::string* err) {
-  std::vector<std::string> argv = {TETHER_CTL_BIN, "--server", server_};
-  argv.insert(argv.end(), args.begin(), args.end());
   std::string ignored;
-  return RunCommand(argv, {"TETHER_TOKEN=" + token_, "HOME=" + dir_.path()}, out,
+  return RunCommand(CtlArgv(args), {"TETHER_TOKEN=" + token_, "HOME=" + dir_.path()}, out,
                     err != nullptr ? err : &ignored);
 }
 
 std::unique_ptr<ChildProcess> Fleet::StartCtl(const std::vector<std::string>& args,
                                               const std::string& log_path) {
-  std::vector<std::string> argv = {TETHER_CTL_BIN, "--server", server_};
-  argv.insert(argv.end(), args.begin(), args.end());
   return std::make_unique<ChildProcess>(
-      argv, std::vector<std::string>{"TETHER_TOKEN=" + token_, "HOME=" + dir_.path()}, log_path);
+      CtlArgv(args), std::vector<std::string>{"TETHER_TOKEN=" + token_, "HOME=" + dir_.path()}, log_path);
 }
 
 nlohmann::json Fleet::CtlJson(const std::vector<std::string>& args) {

@@ -1,7 +1,10 @@
 // Fleet: the real binaries as processes for end-to-end tests — a lite mothership, agents with
 // the local provisioner, tetherctl — in one temporary directory, with helpers to read the
-// fleet through tetherctl's JSON and to reach an agent's own PostgreSQL. Stops every process
-// and PostgreSQL it started when it goes away. Not thread-safe.
+// fleet through tetherctl's JSON and to reach an agent's own PostgreSQL. Everything speaks TLS
+// as a production fleet does: the mothership serves a test PKI's certificate and requires
+// tetherctl's client certificate; agents trust its CA and stream with the certificates the
+// mothership issues them at registration. Stops every process and PostgreSQL it started when
+// it goes away. Not thread-safe.
 #pragma once
 
 #include <map>
@@ -9,21 +12,25 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/security/credentials.h>
 #include <nlohmann/json.hpp>
 
 #include "grpc/health/v1/health.pb.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/test_pki.h"
 
 namespace tether::testing {
 
 // grpc.health.v1 status of the server at `address` ("" service: the whole server); UNKNOWN
 // when it does not answer.
-grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address);
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(
+    const std::string& address,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials());
 
 class Fleet {
  public:
-  Fleet() = default;
+  Fleet();
   ~Fleet();
 
   // Starts the mothership on `listen` (127.0.0.1:0 for any port); false (and a test failure
@@ -72,6 +79,9 @@ class Fleet {
   std::string AgentDatabaseUrl(const std::string& name, const std::string& db);
 
   const std::string& dir() const { return dir_.path(); }
+  // How a gRPC client of the fleet's mothership connects (TLS, trusting the test CA).
+  std::shared_ptr<grpc::ChannelCredentials> credentials() const;
+  const TestPki& pki() const { return pki_; }
   const std::string& server() const { return server_; }
   ChildProcess* mothership() { return mothership_.get(); }
   ChildProcess* agent(const std::string& name) { return agents_[name].get(); }
@@ -80,8 +90,13 @@ class Fleet {
 
  private:
   void StopPostgres(const std::string& root);
+  // The mothership's flags besides --data-dir: `args` and its TLS.
+  std::vector<std::string> MothershipFlags(std::vector<std::string> args) const;
+  // tetherctl with the fleet's server and its TLS flags, then `args`.
+  std::vector<std::string> CtlArgv(const std::vector<std::string>& args) const;
 
   TempDir dir_;
+  TestPki pki_;
   std::unique_ptr<ChildProcess> mothership_;
   std::map<std::string, std::unique_ptr<ChildProcess>> agents_;
   std::vector<std::unique_ptr<ChildProcess>> replicas_;

@@ -380,6 +380,10 @@ absl::StatusOr<AgentPageToken> AgentPageToken::Decode(const std::string& token) 
 
 absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
                                              const AgentPageToken& after, int limit) {
+  // A cluster filter is a cluster's name: anything else could only match nothing.
+  if (!cluster.empty()) {
+    if (auto st = common::ValidateIdentifier("cluster", cluster); !st.ok()) return st;
+  }
   const absl::Time now = clock_->Now();
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<AgentPage> {
     pqxx::read_transaction tx(c);
@@ -406,6 +410,7 @@ absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
 }
 
 absl::StatusOr<v1::Agent> AgentRegistry::Get(const std::string& name) {
+  if (auto st = ValidateAgentName(name); !st.ok()) return st;
   const absl::Time now = clock_->Now();
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<v1::Agent> {
     pqxx::read_transaction tx(c);
@@ -429,6 +434,7 @@ void AgentRegistry::WithUnflushed(v1::Agent* agent, absl::Time now) {
 }
 
 absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {
+  if (auto st = ValidateAgentName(name); !st.ok()) return st;
   const absl::Time now = clock_->Now();
   auto deleted = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<v1::Agent> {
     pqxx::work tx(c);

@@ -311,7 +311,7 @@ class ControlServiceImpl final
     // The context is gone once the call is; the token is read now, checked on the pool.
     return new EventsFollower(
         deps_,
-        [this, token = common::BearerToken(context),
+        [this, token = common::MetadataValue(context, "authorization"),
          peer = common::PeerCertificateOf(*context)] { return AuthorizeToken(token, peer).status(); },
         *request);
   }
@@ -373,7 +373,7 @@ class ControlServiceImpl final
     if (!deps_->lifecycle->ready.load()) return new RefusedStream<v1::CommandEvent>(kStarting);
     return new CommandFollower(
         deps_,
-        [this, token = common::BearerToken(context),
+        [this, token = common::MetadataValue(context, "authorization"),
          peer = common::PeerCertificateOf(*context)] { return AuthorizeToken(token, peer).status(); },
         *request);
   }
@@ -381,9 +381,11 @@ class ControlServiceImpl final
  private:
   // The calling operator token's id.
   absl::StatusOr<std::string> Authorize(grpc::ServerContext* context) {
-    return AuthorizeToken(common::BearerToken(context), common::PeerCertificateOf(*context));
+    return AuthorizeToken(common::MetadataValue(context, "authorization"),
+                          common::PeerCertificateOf(*context));
   }
-  absl::StatusOr<std::string> AuthorizeToken(const std::string& token,
+  // `header`: the call's authorization metadata, which must be "Bearer <operator token>".
+  absl::StatusOr<std::string> AuthorizeToken(const std::string& header,
                                              const common::PeerCertificate& peer) {
     if (!deps_->lifecycle->ready.load()) return kStarting;
     // With --tls-client-ca an operator also proves who it is with a certificate of that CA
@@ -401,6 +403,12 @@ class ControlServiceImpl final
             absl::StrCat("the client certificate is refused: ", st.message()));
       }
     }
+    constexpr absl::string_view kBearer = "Bearer ";
+    if (!header.empty() && !absl::StartsWith(header, kBearer)) {
+      return absl::UnauthenticatedError(
+          "the authorization header must be \"Bearer <operator token>\"");
+    }
+    const std::string token = header.substr(std::min(header.size(), kBearer.size()));
     if (token.empty()) {
       return absl::UnauthenticatedError(
           "missing operator token (use --token, TETHER_TOKEN or the config file)");

@@ -79,6 +79,9 @@ absl::Status Agent::Start() {
   args.SetMaxReceiveMessageSize(20 << 20);
   auto target = common::ChannelTarget(config_.mothership);
   if (!target.ok()) return target.status();
+  if (auto authority = common::ChannelAuthority(config_.mothership); !authority.empty()) {
+    args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, authority);
+  }
   auto channel = grpc::CreateCustomChannel(*target, *creds, args);
   std::string server_ca;
   if (!config_.tls_ca.empty()) {

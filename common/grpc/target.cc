@@ -52,4 +52,10 @@ absl::StatusOr<std::string> ChannelTarget(const std::string& addresses) {
   return absl::StrCat(v6 ? "ipv6:" : "ipv4:", absl::StrJoin(out, ","));
 }
 
+std::string ChannelAuthority(const std::string& addresses) {
+  const size_t comma = addresses.find(',');
+  if (comma == std::string::npos) return "";
+  return std::string(absl::StripAsciiWhitespace(addresses.substr(0, comma)));
+}
+
 }  // namespace tether::common

@@ -15,4 +15,10 @@ namespace tether::common {
 // addresses goes alone).
 absl::StatusOr<std::string> ChannelTarget(const std::string& addresses);
 
+// The authority a channel to a list of replicas names (its first entry, as HOST:PORT), which
+// is also the name TLS checks every replica's certificate against: the replicas of a fleet
+// serve one certificate, or certificates that all name it. "" for a single address, whose
+// authority is itself.
+std::string ChannelAuthority(const std::string& addresses);
+
 }  // namespace tether::common

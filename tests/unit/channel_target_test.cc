@@ -28,5 +28,11 @@ TEST(ChannelTargetTest, AListThatCannotBeOneTargetIsRefusedNamingTheEntry) {
   EXPECT_FALSE(ChannelTarget("").ok());
 }
 
+TEST(ChannelTargetTest, AListNamesItsFirstReplicaAsTheAuthorityTlsChecks) {
+  EXPECT_EQ(ChannelAuthority("mothership.internal:7400"), "");
+  EXPECT_EQ(ChannelAuthority("10.0.0.1:7400, 10.0.0.2:7400"), "10.0.0.1:7400");
+  EXPECT_EQ(ChannelAuthority("[::1]:7400,[::1]:7401"), "[::1]:7400");
+}
+
 }  // namespace
 }  // namespace tether::common

@@ -110,6 +110,9 @@ int RunCtl(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   }
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(20 << 20);  // a spec with its files (get spec --files)
+  if (auto authority = common::ChannelAuthority(config.server); !authority.empty()) {
+    channel_args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, authority);
+  }
   common::RealRandom random;
   const bool terminal = IsLiveTerminal(out);
   Session session{config,

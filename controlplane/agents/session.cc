@@ -157,18 +157,16 @@ absl::Status AgentSession::OnHello(const v1::Hello& hello) {
     absl::MutexLock lock(&mu_);
     registered = handle_ != 0;
   }
+  uint64_t handle = 0;
+  bool detached = false;
   if (!registered) {
     // Outside our lock: the registry may close the stream this one replaces, taking its lock.
-    const uint64_t handle = streams_->Add(identity_.id, identity_.incarnation, identity_.cluster,
-                                          shared_from_this());
+    handle = streams_->Add(identity_.id, identity_.incarnation, identity_.cluster,
+                           shared_from_this());
     if (handle == 0) {
       return absl::UnauthenticatedError(absl::StrCat(
           "incarnation ", identity_.incarnation, " was superseded by a newer registration"));
     }
-    absl::MutexLock lock(&mu_);
-    handle_ = handle;
-    spdlog::info("agent connected name={} id={} incarnation={}", identity_.name, identity_.id,
-                 identity_.incarnation);
   }
   auto welcome = std::make_shared<v1::MothershipMessage>();
   welcome->mutable_welcome()->set_agent_id(identity_.id);
@@ -177,11 +175,25 @@ absl::Status AgentSession::OnHello(const v1::Hello& hello) {
       google::protobuf::util::TimeUtil::MillisecondsToDuration(
           absl::ToInt64Milliseconds(backend_->heartbeat_ttl()));
   {
+    // The handle and the Welcome together: until the handle is set, revisions and commands
+    // from the bus pass this session by (SendLatest and SendCommands below catch up), and once
+    // it is, the Welcome has gone out ahead of them.
     absl::MutexLock lock(&mu_);
+    if (!registered && outbox_ != nullptr) {
+      handle_ = handle;
+      spdlog::info("agent connected name={} id={} incarnation={}", identity_.name, identity_.id,
+                   identity_.incarnation);
+    }
+    detached = outbox_ == nullptr;
     agent_revision_ = hello.applied_revision();
     // A repeated Hello asks again: the agent may have lost what it was sent.
     sent_revision_ = 0;
     SendLocked(std::move(welcome));
+  }
+  if (detached) {
+    // The stream ended while this Hello was registering it: Detach found no handle to remove.
+    if (handle != 0) streams_->Remove(identity_.id, handle);
+    return absl::OkStatus();
   }
   SendLatest(0);
   // After the desired state: a command names the revision it was queued at.

@@ -3,6 +3,7 @@
 // spec and command stores) is exercised by the integration and end-to-end tests. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -42,7 +43,10 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
     msg->mutable_desired_state()->mutable_spec()->set_cluster(cluster);
     return std::shared_ptr<const v1::MothershipMessage>(std::move(msg));
   }
-  absl::Duration heartbeat_ttl() const override { return absl::Seconds(15); }
+  absl::Duration heartbeat_ttl() const override {
+    if (while_reading_ttl) while_reading_ttl();
+    return absl::Seconds(15);
+  }
   absl::StatusOr<std::vector<v1::Command>> DeliverableCommands(const controlplane::AgentIdentity&,
                                                                int64_t only_id) override {
     absl::MutexLock lock(&mu_);
@@ -93,6 +97,9 @@ class FakeSessionBackend final : public controlplane::AgentSessionBackend {
   std::vector<int64_t> leader_epochs;  // RecordLeader calls
   absl::Status leader_answer;          // what RecordLeader returns
   absl::Status certificate_answer;     // what IssueCertificate fails with, when not OK
+  // Runs inside heartbeat_ttl(), which a Hello reads while it registers its stream: what
+  // happens "at the same time" as that, deterministically.
+  std::function<void()> while_reading_ttl;
 };
 
 // A SessionOutbox that records what the session sends and whether it closed the stream.

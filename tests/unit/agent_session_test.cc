@@ -179,5 +179,18 @@ TEST_F(AgentSessionTest, ACertificateRequestIsAnsweredOrEndsTheStream) {
   EXPECT_EQ(outbox_.sent.size(), before + 1);
 }
 
+TEST_F(AgentSessionTest, ARevisionPublishedWhileAHelloRegistersGoesOutAfterTheWelcomeOnce) {
+  // A revision is published (and fanned out to this session) in the middle of its Hello.
+  backend_.while_reading_ttl = [this] {
+    backend_.while_reading_ttl = nullptr;
+    backend_.SetLatest(5);
+    session_->OnRevision(5);
+  };
+  ASSERT_TRUE(session_->OnMessage(Hello(0)).ok());
+  ASSERT_FALSE(outbox_.sent.empty());
+  EXPECT_TRUE(outbox_.sent[0].has_welcome());
+  EXPECT_EQ(outbox_.Revisions(), std::vector<int64_t>{5});
+}
+
 }  // namespace
 }  // namespace tether::controlplane

@@ -17,13 +17,14 @@
 // never the one the agent has and exist; commands it sends are the agent's; the first message
 // must be a Hello, and one in another agent's name (PERMISSION_DENIED), for another incarnation
 // or from a superseded one is refused; an impossible ack or update ends the stream; health is
-// bounded before it is kept; each newer leader epoch is recorded once; an ended stream sends
-// nothing more and leaves the registry.
+// bounded before it is kept; each newer leader epoch is recorded once; a certificate goes out
+// only as the answer to a request; an ended stream sends nothing more and leaves the registry.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "controlplane/agents/session.h"
 #include "controlplane/agents/stream_registry.h"
 #include "controlplane/fanout/change_bus.h"
@@ -219,6 +220,11 @@ class Harness {
           Require(known, "a command the agent does not have was sent");
           break;
         }
+        case v1::MothershipMessage::kCertificate:
+          // The fake backend signs by echoing: only ever what this agent asked for.
+          Require(absl::StartsWith(m.certificate().certificate(), "certificate for "),
+                  "a certificate nobody asked for was sent");
+          break;
         default:
           Require(false, "an empty message was sent");
       }
@@ -275,16 +281,10 @@ class Harness {
 }  // namespace
 }  // namespace tether::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  tether::fuzz::QuietLogs();
-  return 0;
-}
+void tether::fuzz::Setup() {}
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  tether::fuzz::Harness harness;
-  for (const auto& step :
-       tether::fuzz::ParseScript(std::string_view(reinterpret_cast<const char*>(data), size))) {
-    harness.Step(step);
-  }
-  return 0;
+bool tether::fuzz::FuzzOne(std::string_view input) {
+  Harness harness;
+  for (const auto& step : ParseScript(input)) harness.Step(step);
+  return true;
 }

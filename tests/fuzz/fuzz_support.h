@@ -23,6 +23,12 @@
 
 namespace tether::fuzz {
 
+// What each target defines; fuzz_main.cc holds libFuzzer's entry points and calls them.
+// Setup runs once, after logging is quietened. FuzzOne runs one input; false means the input
+// is not one worth keeping in the corpus (libFuzzer is told to drop it).
+void Setup();
+bool FuzzOne(std::string_view input);
+
 // Aborts with `what` (and `detail`, the value at fault, if given) and where when an invariant
 // does not hold: libFuzzer reports the abort as a crash and writes the input that caused it.
 inline void Require(bool holds, std::string_view what, std::string_view detail = {},

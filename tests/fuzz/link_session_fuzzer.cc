@@ -191,16 +191,10 @@ class Harness {
 }  // namespace
 }  // namespace tether::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  tether::fuzz::QuietLogs();
-  return 0;
-}
+void tether::fuzz::Setup() {}
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  tether::fuzz::Harness harness;
-  for (const auto& step :
-       tether::fuzz::ParseScript(std::string_view(reinterpret_cast<const char*>(data), size))) {
-    harness.Step(step);
-  }
-  return 0;
+bool tether::fuzz::FuzzOne(std::string_view input) {
+  Harness harness;
+  for (const auto& step : ParseScript(input)) harness.Step(step);
+  return true;
 }

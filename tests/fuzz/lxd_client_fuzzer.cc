@@ -71,17 +71,14 @@ std::vector<agent::LxdHttpResponse> ReadAnswers(std::string_view text) {
 }  // namespace
 }  // namespace tether::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  tether::fuzz::QuietLogs();
-  return 0;
-}
+void tether::fuzz::Setup() {}
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+bool tether::fuzz::FuzzOne(std::string_view input) {
   using namespace tether;
   using fuzz::Require;
   testing::FakeClock clock;
   fuzz::ReplayTransport transport(
-      fuzz::ReadAnswers(std::string_view(reinterpret_cast<const char*>(data), size)), &clock);
+      fuzz::ReadAnswers(input), &clock);
   agent::LxdClient client(&transport, &clock);
 
   // Each call may use up answers; the later ones then see kUnavailable, as from a daemon gone.
@@ -99,5 +96,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)client.GetRaw("/1.0/instances/web-1/logs/exec_a5e6b7c8.stdout");
   (void)client.Delete("/1.0/instances/web-1/logs/exec_a5e6b7c8.stdout");
   Require(transport.requests() <= transport.answers() + 7, "a call retried a daemon that is gone");
-  return 0;
+  return true;
 }

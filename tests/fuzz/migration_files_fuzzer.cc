@@ -54,16 +54,13 @@ void CheckSplit(const std::string& sql) {
 }  // namespace
 }  // namespace tether::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  tether::fuzz::QuietLogs();
-  return 0;
-}
+void tether::fuzz::Setup() {}
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+bool tether::fuzz::FuzzOne(std::string_view input) {
   using namespace tether;
   using fuzz::Require;
   const std::vector<common::MigrationFile> files =
-      fuzz::ReadFiles(std::string_view(reinterpret_cast<const char*>(data), size));
+      fuzz::ReadFiles(input);
 
   auto migrations = common::ParseMigrations(files);
   if (!migrations.ok()) {
@@ -106,5 +103,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Require(common::TargetVersion(spec) == (from_spec->empty() ? 0 : from_spec->back().version),
             "the target version is not the newest migration");
   }
-  return 0;
+  return true;
 }

@@ -66,17 +66,15 @@ const v1::ClusterSpec& EarlierRevision() {
 }  // namespace
 }  // namespace tether::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  tether::fuzz::QuietLogs();
-  tether::fuzz::MakeFixture();
-  return 0;
+void tether::fuzz::Setup() {
+  MakeFixture();
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+bool tether::fuzz::FuzzOne(std::string_view input) {
   using namespace tether;
   using fuzz::Require;
-  const std::string text(reinterpret_cast<const char*>(data), size);
-  if (text.find_first_of("/\\") != std::string::npos || absl::StrContains(text, "..")) return -1;
+  const std::string text(input);
+  if (text.find_first_of("/\\") != std::string::npos || absl::StrContains(text, "..")) return false;
 
   auto spec = common::ParseSpecYaml(text, fuzz::kDisplayName, *fuzz::fixture_dir);
   if (!spec.ok()) {
@@ -87,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             message);
     Require(message.find_first_of("\r\n") == std::string::npos, "an error is not one line",
             message);
-    return 0;
+    return true;
   }
   Require(common::ValidateSpec(*spec).ok(), "an accepted spec fails ValidateSpec");
   Require(common::SpecMigrations(*spec).ok(), "an accepted spec's migrations do not parse");
@@ -96,5 +94,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)common::DiffSpecs(nullptr, *spec);
   (void)common::DiffSpecs(&fuzz::EarlierRevision(), *spec);
   (void)common::CheckSuccessor(fuzz::EarlierRevision(), *spec);
-  return 0;
+  return true;
 }

@@ -92,17 +92,14 @@ void CheckRename(const std::string& sql) {
 }  // namespace
 }  // namespace tether::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  tether::fuzz::QuietLogs();
-  return 0;
-}
+void tether::fuzz::Setup() {}
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+bool tether::fuzz::FuzzOne(std::string_view input) {
   using namespace tether;
-  const std::string sql(reinterpret_cast<const char*>(data), size);
+  const std::string sql(input);
   fuzz::CheckTokens(sql, common::LexSql(sql));
   fuzz::CheckSplit(sql);
   fuzz::CheckStrip(sql);
   fuzz::CheckRename(sql);
-  return 0;
+  return true;
 }

@@ -169,6 +169,21 @@ class TlsTest : public ::testing::Test {
     return options;
   }
 
+  // Runs `link` until its stream is up, then stops it; whether it came up, and ran without
+  // an error.
+  static ::testing::AssertionResult RunUntilConnected(agent::MothershipLink& link) {
+    absl::Notification stop;
+    absl::Status result;
+    std::thread t([&] { result = link.Run(&stop); });
+    const bool connected = testing::PollUntil([&] { return link.connected(); });
+    stop.Notify();
+    link.Cancel();
+    t.join();
+    if (!connected) return ::testing::AssertionFailure() << "the link never connected";
+    if (!result.ok()) return ::testing::AssertionFailure() << result;
+    return ::testing::AssertionSuccess();
+  }
+
   testing::TempDir dir_;
   testing::TestPki pki_;
   std::string url_;
@@ -220,15 +235,7 @@ TEST_F(TlsTest, AnAgentGetsItsOwnCertificateAtRegistrationAndStreamsWithIt) {
   common::RealRandom random;
   agent::MothershipLink link(LinkFor("secure-1", NewBootstrapToken(), data_dir), Channel(),
                              &health, common::RealClock::Get(), &random);
-  absl::Notification stop;
-  absl::Status result;
-  std::thread t([&] { result = link.Run(&stop); });
-  const bool connected = testing::PollUntil([&] { return link.connected(); });
-  stop.Notify();
-  link.Cancel();
-  t.join();
-  ASSERT_TRUE(connected);
-  EXPECT_TRUE(result.ok()) << result;
+  ASSERT_TRUE(RunUntilConnected(link));
   EXPECT_EQ(link.identity()->incarnation, 1);
 
   // The key stayed with the agent, readable by it alone; the certificate names it.
@@ -381,13 +388,7 @@ TEST_F(TlsTest, AnAgentWhoseCertificateExpiredRegistersAgain) {
   {
     agent::MothershipLink link(LinkFor("sleeper-1", token, data_dir), Channel(), &health,
                                common::RealClock::Get(), &random);
-    absl::Notification stop;
-    std::thread t([&] { (void)link.Run(&stop); });
-    const bool connected = testing::PollUntil([&] { return link.connected(); });
-    stop.Notify();
-    link.Cancel();
-    t.join();
-    ASSERT_TRUE(connected);
+    ASSERT_TRUE(RunUntilConnected(link));
     agent_id = link.identity()->agent_id;
   }
   // The agent was off for longer than its certificate lasts: what it holds has expired.
@@ -400,13 +401,7 @@ TEST_F(TlsTest, AnAgentWhoseCertificateExpiredRegistersAgain) {
   // On start it registers again (with its bootstrap token) instead of presenting it.
   agent::MothershipLink link(LinkFor("sleeper-1", token, data_dir), Channel(), &health,
                              common::RealClock::Get(), &random);
-  absl::Notification stop;
-  std::thread t([&] { (void)link.Run(&stop); });
-  const bool connected = testing::PollUntil([&] { return link.connected(); });
-  stop.Notify();
-  link.Cancel();
-  t.join();
-  ASSERT_TRUE(connected);
+  ASSERT_TRUE(RunUntilConnected(link));
   EXPECT_EQ(link.identity()->agent_id, agent_id);
   EXPECT_EQ(link.identity()->incarnation, 2);
   EXPECT_TRUE(StoredCa().Verify(*common::ReadFile(data_dir + "/agent.crt"), absl::Now()).ok());

@@ -180,6 +180,7 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
   }
   common::Backoff backoff(options_.backoff, random_);
   std::shared_ptr<LinkSession> session;
+  bool registered_now = false;  // this turn of the loop registered
   while (!stop->HasBeenNotified()) {
     if (!id.has_value()) {
       auto registered = Register(stop);
@@ -187,8 +188,18 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
       if (!registered.ok()) return registered.status();
       id = *registered;
       session.reset();
+      registered_now = true;
+    } else {
+      registered_now = false;
     }
     if (options_.certificate != nullptr && !UseCurrentCertificate()) {
+      if (registered_now) {
+        // A certificate issued a moment ago that this machine already holds expired: its
+        // clock is ahead of the mothership's by more than a certificate lasts.
+        return absl::FailedPreconditionError(
+            "the certificate the mothership just issued has already expired by this machine's "
+            "clock: set the clock right");
+      }
       id.reset();  // registering again is the way to a new certificate
       continue;
     }

@@ -407,5 +407,21 @@ TEST_F(TlsTest, AnAgentWhoseCertificateExpiredRegistersAgain) {
   EXPECT_TRUE(StoredCa().Verify(*common::ReadFile(data_dir + "/agent.crt"), absl::Now()).ok());
 }
 
+TEST_F(TlsTest, AnAgentWhoseClockIsADayAheadStopsWithWhyInsteadOfRegisteringInALoop) {
+  const std::string data_dir = dir_.path() + "/agent";
+  ASSERT_TRUE(common::MakeDirs(data_dir, 0700).ok());
+  ShiftedClock clock;
+  clock.Shift(absl::Hours(25));
+  agent::HealthState health;
+  common::RealRandom random;
+  agent::MothershipLink link(LinkFor("ahead-1", NewBootstrapToken(), data_dir), Channel(),
+                             &health, &clock, &random);
+  absl::Notification stop;
+  absl::Status result = link.Run(&stop);
+  EXPECT_EQ(result.code(), absl::StatusCode::kFailedPrecondition) << result;
+  EXPECT_NE(result.message().find("clock"), std::string::npos) << result;
+  EXPECT_EQ(Count("SELECT coalesce(max(incarnation), 0) FROM agents"), 1);  // registered once
+}
+
 }  // namespace
 }  // namespace tether

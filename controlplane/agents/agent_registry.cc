@@ -43,7 +43,8 @@ std::string AgentColumns() {
                       common::EpochMicrosSql("nack_at"));
 }
 
-v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
+v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl,
+                       absl::Time watching_since) {
   v1::Agent a;
   a.set_id(r[0].as<std::string>());
   a.set_name(r[1].as<std::string>());
@@ -68,7 +69,7 @@ v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl) {
   a.set_nack_revision(r[12].as<int64_t>());
   a.set_nack_error(r[13].as<std::string>());
   if (!r[14].is_null()) *a.mutable_nack_at() = TimeUtil::MicrosecondsToTimestamp(r[14].as<int64_t>());
-  a.set_status(LivenessOf(last_seen, now, ttl));
+  a.set_status(LivenessOf(last_seen, now, ttl, watching_since));
   return a;
 }
 
@@ -97,7 +98,8 @@ AgentRegistry::AgentRegistry(common::PgPool* pool, EventLog* events, ChangeBus* 
       bus_(bus),
       streams_(streams),
       clock_(clock),
-      heartbeat_ttl_(heartbeat_ttl) {}
+      heartbeat_ttl_(heartbeat_ttl),
+      started_at_(clock->Now()) {}
 
 absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& request) {
   if (request.bootstrap_token.empty()) {
@@ -335,7 +337,11 @@ absl::Status AgentRegistry::FlushHeartbeats() {
 }
 
 absl::Status AgentRegistry::SweepLost() {
-  const absl::Time cutoff = clock_->Now() - heartbeat_ttl_;
+  const absl::Time now = clock_->Now();
+  // For one TTL after this mothership started, an old last_seen_at is the silence of its own
+  // absence (agents could not reach it), not the agents': nobody is judged yet.
+  if (now - started_at_ <= heartbeat_ttl_) return absl::OkStatus();
+  const absl::Time cutoff = now - heartbeat_ttl_;
   bool any = false;
   absl::Status st = pool_->Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
@@ -399,7 +405,7 @@ absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
         page.more = true;
         break;
       }
-      page.agents.push_back(AgentFromRow(r, now, heartbeat_ttl_));
+      page.agents.push_back(AgentFromRow(r, now, heartbeat_ttl_, started_at_));
       WithUnflushed(&page.agents.back(), now);
     }
     if (!page.agents.empty()) {
@@ -417,7 +423,7 @@ absl::StatusOr<v1::Agent> AgentRegistry::Get(const std::string& name) {
     auto rows = tx.exec_params(absl::StrCat("SELECT ", AgentColumns(), " FROM agents WHERE name = $1"),
                                name);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("no agent named \"", name, "\""));
-    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_);
+    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_, started_at_);
     WithUnflushed(&agent, now);
     return agent;
   });
@@ -430,7 +436,7 @@ void AgentRegistry::WithUnflushed(v1::Agent* agent, absl::Time now) {
   const Sighting& seen = it->second;
   *agent->mutable_last_seen_at() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(seen.at));
   *agent->mutable_health() = seen.health;
-  agent->set_status(LivenessOf(seen.at, now, heartbeat_ttl_));
+  agent->set_status(LivenessOf(seen.at, now, heartbeat_ttl_, started_at_));
 }
 
 absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {
@@ -441,7 +447,7 @@ absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {
     auto rows = tx.exec_params(
         absl::StrCat("DELETE FROM agents WHERE name = $1 RETURNING ", AgentColumns()), name);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("no agent named \"", name, "\""));
-    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_);
+    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_, started_at_);
     EventLog::Append(tx, agent.cluster(), name, "agent.deleted", "deleted by an operator");
     tx.commit();
     return agent;

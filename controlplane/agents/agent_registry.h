@@ -103,7 +103,8 @@ class AgentRegistry {
   absl::Status FlushHeartbeats();
   // Marks agents silent for longer than the TTL as lost, once, with an agent.lost event. Run
   // only right after a flush that succeeded: with sightings unwritten (the database was away),
-  // a stale last_seen_at says nothing of the agent.
+  // a stale last_seen_at says nothing of the agent. Nothing, for one TTL after the start: the
+  // agents had no mothership to heartbeat to.
   absl::Status SweepLost();
 
   // One page of agents (of `cluster` unless empty) after `after`, by cluster and name.
@@ -133,6 +134,9 @@ class AgentRegistry {
   StreamRegistry* streams_;
   common::Clock* clock_;
   const absl::Duration heartbeat_ttl_;
+  // When this registry (its mothership) started: agents not heard from since are UNKNOWN, not
+  // LOST, for one TTL (LivenessOf), and the sweep marks no one lost before then.
+  const absl::Time started_at_;
   absl::Mutex mu_;
   std::map<std::string, Sighting> pending_ ABSL_GUARDED_BY(mu_);  // by agent id
 };

@@ -912,6 +912,47 @@ TEST_F(MothershipTest, HeartbeatsMakeAnAgentHealthyAndSilenceMakesItLost) {
   }));
 }
 
+TEST_F(MothershipTest, ARestartedMothershipJudgesNoAgentLostBeforeOneTtlHasPassed) {
+  auto token = CreateToken("shop");
+  testing::TempDir dir_a, dir_b;
+  const int port = mothership_->port();
+  const std::string target = absl::StrCat("127.0.0.1:", port);
+  auto a = std::make_unique<LinkRunner>(target, token.secret(), dir_a.path(), "web-a");
+  auto b = std::make_unique<LinkRunner>(target, token.secret(), dir_b.path(), "web-b");
+  ASSERT_TRUE(PollUntil([&] {
+    clock_.Advance(absl::Milliseconds(250));
+    return GetAgent("web-a").status() == v1::AGENT_STATUS_HEALTHY &&
+           GetAgent("web-b").status() == v1::AGENT_STATUS_HEALTHY;
+  }));
+  b->Stop();  // web-b stays away after the restart
+
+  // The mothership is down for an hour: nobody could heartbeat to it.
+  mothership_->Shutdown();
+  mothership_.reset();
+  clock_.Advance(absl::Hours(1));
+  const absl::Time restarted = clock_.Now();
+  StartMothership(target);
+  EXPECT_EQ(GetAgent("web-b").status(), v1::AGENT_STATUS_UNKNOWN);
+
+  // web-a comes back and heartbeats; web-b does not. Step the mothership's clock until web-b
+  // is judged lost, noting when.
+  absl::Time judged = absl::InfiniteFuture();
+  ASSERT_TRUE(PollUntil([&] {
+    clock_.Advance(absl::Milliseconds(250));
+    auto kinds = EventKinds();
+    if (std::count(kinds.begin(), kinds.end(), "agent.lost") == 0) return false;
+    judged = clock_.Now();
+    return true;
+  }));
+  // Not before one TTL (10 s) had passed since the restart, and only web-b: web-a was heard.
+  EXPECT_GT(judged - restarted, absl::Seconds(10));
+  EXPECT_EQ(GetAgent("web-b").status(), v1::AGENT_STATUS_LOST);
+  EXPECT_EQ(GetAgent("web-a").status(), v1::AGENT_STATUS_HEALTHY);
+  auto kinds = EventKinds();
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.lost"), 1);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "agent.recovered"), 0);
+}
+
 TEST_F(MothershipTest, LinkReconnectsAfterARestartWithoutRegisteringAgain) {
   auto token = CreateToken("shop");
   testing::TempDir agent_dir;

@@ -31,5 +31,23 @@ TEST(LivenessTest, AHeartbeatAfterLossMakesItHealthyAgain) {
   EXPECT_EQ(LivenessOf(clock.Now(), clock.Now(), absl::Seconds(15)), v1::AGENT_STATUS_HEALTHY);
 }
 
+TEST(LivenessTest, AnAgentNotHeardSinceTheMothershipStartedIsUnknownForOneTtl) {
+  testing::FakeClock clock;
+  const absl::Time seen = clock.Now();
+  clock.Advance(absl::Hours(1));  // the mothership was away
+  const absl::Time started = clock.Now();
+  EXPECT_EQ(LivenessOf(seen, clock.Now(), absl::Seconds(15), started), v1::AGENT_STATUS_UNKNOWN);
+  clock.Advance(absl::Seconds(15));
+  EXPECT_EQ(LivenessOf(seen, clock.Now(), absl::Seconds(15), started), v1::AGENT_STATUS_UNKNOWN);
+  clock.Advance(absl::Milliseconds(1));
+  EXPECT_EQ(LivenessOf(seen, clock.Now(), absl::Seconds(15), started), v1::AGENT_STATUS_LOST);
+  // Heard from since the start: judged by that, as always.
+  EXPECT_EQ(LivenessOf(started + absl::Seconds(1), started + absl::Seconds(2), absl::Seconds(15),
+                       started),
+            v1::AGENT_STATUS_HEALTHY);
+  EXPECT_EQ(LivenessOf(std::nullopt, clock.Now(), absl::Seconds(15), started),
+            v1::AGENT_STATUS_REGISTERED);
+}
+
 }  // namespace
 }  // namespace tether::controlplane

@@ -812,13 +812,18 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
         *n, agent.id);
     if (!command) return absl::NotFoundError(absl::StrCat("command ", *n, " does not exist"));
     if (target.empty()) {
-      // Another agent's part. A pro agent's part moves to its cluster's leader, so a former
-      // leader's late update of its own cluster's command is only stale; anything else is an
+      // No part for this agent. Benign when the command is its own cluster's and the agent
+      // had reason to report it: an apply reaches every agent of the cluster with its revision,
+      // also one that registered after the apply; and a pro agent's part moves to its
+      // cluster's leader, so a former leader's late update is only stale. Anything else is an
       // agent speaking for another, and ends its stream.
-      auto mine = tx.exec_params("SELECT mode FROM agents WHERE id = $1::uuid", agent.id);
-      const bool pro_peer = command->cluster == agent.cluster && !mine.empty() &&
-                            mine[0][0].as<std::string>() == "pro";
-      if (pro_peer) {
+      bool benign = false;
+      if (command->cluster == agent.cluster) {
+        auto mine = tx.exec_params("SELECT mode FROM agents WHERE id = $1::uuid", agent.id);
+        benign = command->kind == "apply" ||
+                 (!mine.empty() && mine[0][0].as<std::string>() == "pro");
+      }
+      if (benign) {
         return absl::NotFoundError(absl::StrCat("command ", *n, " has no part for this agent"));
       }
       return absl::PermissionDeniedError(absl::StrCat(

@@ -404,6 +404,39 @@ TEST_F(CommandStoreTest, AnUpdateThatCannotBeEndsTheStreamAndStoresNothing) {
   }
 }
 
+// An agent that registered after an apply receives that revision with the apply's command id
+// and reports its reconcile under it. It has no part in that command: nothing is written, and
+// it is no attack — its stream stays open.
+TEST_F(CommandStoreTest, AnAgentThatJoinedAfterAnApplyKeepsItsStreamWhenItReportsUnderIt) {
+  AddAgent("web-1");
+  const auto applied = ApplySpec();
+  RawAgent* late = AddAgent("web-late");
+  late->Connect();
+  ASSERT_TRUE(PollUntil([&] {
+    for (const auto& m : late->Received()) {
+      if (m.has_desired_state()) return m.desired_state().command_id() == applied.command_id();
+    }
+    return false;
+  }));
+  const int64_t lines = Count("SELECT count(*) FROM command_lines");
+  ASSERT_TRUE(late->Update(applied.command_id(), v1::COMMAND_STATE_RUNNING, 0, 1,
+                           {"reconcile: revision 1"}));
+  // A second Hello is answered with a second Welcome only on a stream still open.
+  v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(late->reg().agent_id());
+  hello.mutable_hello()->set_incarnation(late->reg().incarnation());
+  ASSERT_TRUE(late->Send(hello));
+  ASSERT_TRUE(PollUntil([&] {
+    int welcomes = 0;
+    for (const auto& m : late->Received()) welcomes += m.has_welcome() ? 1 : 0;
+    return welcomes == 2;
+  }));
+  EXPECT_EQ(Count("SELECT count(*) FROM command_lines"), lines);
+  const v1::CommandStatus command = Get(applied.command_id());
+  ASSERT_EQ(command.targets_size(), 1);
+  EXPECT_EQ(command.targets(0).agent(), "web-1");
+}
+
 // An agent acts only as itself: with its own valid credential it can neither say Hello as
 // another agent nor report progress of another agent's command, of its cluster or another.
 // Each ends its stream with PERMISSION_DENIED and writes nothing.

@@ -3,6 +3,7 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
@@ -257,68 +258,96 @@ void AgentRegistry::RecordSeen(const AgentIdentity& agent, const v1::Health& hea
                                std::optional<int64_t> applied_revision) {
   const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
-  Sighting& s = pending_[agent.id];
+  Sighting& s = seen_[agent.id];
+  if (s.agent.incarnation != agent.incarnation) s.applied_revision.reset();
   s.agent = agent;
   s.at = now;
   s.health = health;
   if (applied_revision.has_value()) s.applied_revision = applied_revision;
+  ++s.version;
+  s.written = false;
 }
 
 absl::Status AgentRegistry::FlushHeartbeats() {
-  std::map<std::string, Sighting> batch;
+  struct Unwritten {
+    std::string id;
+    Sighting sighting;
+  };
+  std::vector<Unwritten> batch;
   {
     absl::MutexLock lock(&mu_);
-    batch.swap(pending_);
+    for (const auto& [id, s] : seen_) {
+      if (!s.written) batch.push_back({id, s});
+    }
   }
   if (batch.empty()) return absl::OkStatus();
-  // One sighting's two statements; true when the agent was lost and is seen again.
-  auto write = [](pqxx::transaction_base& tx, const std::string& id, const Sighting& s) {
-    std::string health_json;
-    if (!google::protobuf::util::MessageToJsonString(s.health, &health_json).ok()) {
-      health_json = "{}";  // a value JSON cannot carry (a duration out of range): not kept
+  // Sightings as one JSON array of records: one bound value, one statement, one round trip for
+  // the whole batch however many agents it holds.
+  auto records = [](const Unwritten* from, const Unwritten* to) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const Unwritten* u = from; u != to; ++u) {
+      std::string health_json;
+      if (!google::protobuf::util::MessageToJsonString(u->sighting.health, &health_json).ok()) {
+        health_json = "{}";  // a value JSON cannot carry (a duration out of range): not kept
+      }
+      nlohmann::json r = {{"id", u->id},
+                          {"incarnation", u->sighting.agent.incarnation},
+                          {"seen_at", common::PgTimestamp(u->sighting.at)},
+                          {"health", health_json}};
+      if (u->sighting.applied_revision) r["applied"] = *u->sighting.applied_revision;
+      out.push_back(std::move(r));
     }
-    auto recovered = tx.exec_params(
-        "UPDATE agents SET lost_reported = false "
-        "WHERE id = $1::uuid AND incarnation = $2 AND lost_reported RETURNING name",
-        id, s.agent.incarnation);
-    // An applied revision counts only up to the cluster's latest: Hello cannot inflate it.
-    tx.exec_params(
-        "UPDATE agents SET last_seen_at = $3::timestamptz, health = $4::jsonb, "
-        "applied_revision = GREATEST(applied_revision, LEAST(coalesce($5::bigint, 0), "
-        "  (SELECT last_revision FROM clusters WHERE clusters.name = agents.cluster))) "
-        "WHERE id = $1::uuid AND incarnation = $2",
-        id, s.agent.incarnation, common::PgTimestamp(s.at), health_json, s.applied_revision);
-    return !recovered.empty();
+    return out.dump();
   };
-  // The whole batch in one transaction; only if that fails, each sighting in a subtransaction of
+  // An applied revision counts only up to the cluster's latest: Hello cannot inflate it. `was`
+  // reads the row as it was before this statement: a lost agent seen again is recovered.
+  auto write = [](pqxx::transaction_base& tx, const std::string& json) {
+    return tx.exec_params(
+        "UPDATE agents a SET last_seen_at = s.seen_at, health = s.health::jsonb, "
+        "  lost_reported = false, "
+        "  applied_revision = GREATEST(a.applied_revision, LEAST(coalesce(s.applied, 0), "
+        "    (SELECT last_revision FROM clusters c WHERE c.name = a.cluster))) "
+        "FROM jsonb_to_recordset($1::jsonb) AS s(id uuid, incarnation bigint, "
+        "  seen_at timestamptz, health text, applied bigint) "
+        "JOIN agents was ON was.id = s.id "
+        "WHERE a.id = s.id AND a.incarnation = s.incarnation "
+        "RETURNING a.name, a.cluster, was.lost_reported",
+        json);
+  };
+  // The whole batch in one statement; only if that fails, each sighting in a subtransaction of
   // its own, so what one agent sent can never keep the others from being seen (they would all
-  // turn lost) without costing the common case two more round trips an agent.
+  // turn lost) without costing the common case more round trips.
   auto flush = [&](bool isolate) {
     bool recovered_any = false;
     absl::Status st = pool_->Run([&](pqxx::connection& c) {
       pqxx::work tx(c);
-      std::vector<const AgentIdentity*> recovered_agents;
-      for (const auto& [id, s] : batch) {
-        if (!isolate) {
-          if (write(tx, id, s)) recovered_agents.push_back(&s.agent);
-          continue;
+      std::vector<std::pair<std::string, std::string>> recovered;  // cluster, name
+      auto note = [&](const pqxx::result& rows) {
+        for (const auto& r : rows) {
+          if (r[2].as<bool>()) recovered.emplace_back(r[1].as<std::string>(), r[0].as<std::string>());
         }
-        try {
-          pqxx::subtransaction one(tx);
-          const bool recovered = write(one, id, s);
-          one.commit();
-          if (recovered) recovered_agents.push_back(&s.agent);
-        } catch (const pqxx::broken_connection&) {
-          throw;
-        } catch (const std::exception& e) {
-          spdlog::warn("sighting not recorded agent={} reason=\"{}\"", s.agent.name,
-                       common::StatusFromException(e).message());
+      };
+      if (!isolate) {
+        note(write(tx, records(batch.data(), batch.data() + batch.size())));
+      } else {
+        for (const Unwritten& u : batch) {
+          try {
+            pqxx::subtransaction one(tx);
+            auto rows = write(one, records(&u, &u + 1));
+            one.commit();
+            note(rows);
+          } catch (const pqxx::broken_connection&) {
+            throw;
+          } catch (const std::exception& e) {
+            spdlog::warn("sighting not recorded agent={} reason=\"{}\"", u.sighting.agent.name,
+                         common::StatusFromException(e).message());
+          }
         }
       }
-      for (const AgentIdentity* agent : recovered_agents) {
-        EventLog::Append(tx, agent->cluster, agent->name, "agent.recovered", "heartbeats arrive again");
+      for (const auto& [cluster, name] : recovered) {
+        EventLog::Append(tx, cluster, name, "agent.recovered", "heartbeats arrive again");
       }
-      recovered_any = !recovered_agents.empty();
+      recovered_any = !recovered.empty();
       tx.commit();
       return absl::OkStatus();
     });
@@ -327,11 +356,15 @@ absl::Status AgentRegistry::FlushHeartbeats() {
   };
   absl::Status st = flush(/*isolate=*/false);
   if (!st.ok() && !absl::IsUnavailable(st)) st = flush(/*isolate=*/true);
-  if (!st.ok()) {
-    // Keep what could not be written, unless a newer sighting of the agent came in meanwhile.
-    absl::MutexLock lock(&mu_);
-    for (auto& [id, s] : batch) pending_.try_emplace(id, std::move(s));
-    return st;
+  if (!st.ok()) return st;  // still unwritten: the next flush tries again
+  absl::MutexLock lock(&mu_);
+  for (const Unwritten& u : batch) {
+    auto it = seen_.find(u.id);
+    // Unless a newer sighting came in meanwhile, which the next flush writes.
+    if (it != seen_.end() && it->second.version == u.sighting.version) {
+      it->second.written = true;
+      it->second.applied_revision.reset();
+    }
   }
   return absl::OkStatus();
 }
@@ -406,7 +439,7 @@ absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
         break;
       }
       page.agents.push_back(AgentFromRow(r, now, heartbeat_ttl_, started_at_));
-      WithUnflushed(&page.agents.back(), now);
+      WithLatestSighting(&page.agents.back(), now);
     }
     if (!page.agents.empty()) {
       page.next = AgentPageToken{page.agents.back().cluster(), page.agents.back().name()};
@@ -424,16 +457,21 @@ absl::StatusOr<v1::Agent> AgentRegistry::Get(const std::string& name) {
                                name);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("no agent named \"", name, "\""));
     v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_, started_at_);
-    WithUnflushed(&agent, now);
+    WithLatestSighting(&agent, now);
     return agent;
   });
 }
 
-void AgentRegistry::WithUnflushed(v1::Agent* agent, absl::Time now) {
+void AgentRegistry::WithLatestSighting(v1::Agent* agent, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  auto it = pending_.find(agent->id());
-  if (it == pending_.end() || it->second.agent.incarnation != agent->incarnation()) return;
+  auto it = seen_.find(agent->id());
+  if (it == seen_.end() || it->second.agent.incarnation != agent->incarnation()) return;
   const Sighting& seen = it->second;
+  // The row may be newer: the agent has since been heard by another replica.
+  if (agent->has_last_seen_at() &&
+      TimeUtil::TimestampToMicroseconds(agent->last_seen_at()) >= absl::ToUnixMicros(seen.at)) {
+    return;
+  }
   *agent->mutable_last_seen_at() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(seen.at));
   *agent->mutable_health() = seen.health;
   agent->set_status(LivenessOf(seen.at, now, heartbeat_ttl_, started_at_));
@@ -456,7 +494,7 @@ absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {
   events_->Notify();
   {
     absl::MutexLock lock(&mu_);
-    pending_.erase(deleted->id());
+    seen_.erase(deleted->id());
   }
   bus_->Publish({Change::Kind::kAgentDeleted, deleted->cluster(), deleted->id(), 0});
   spdlog::info("agent deleted name={} id={}", name, deleted->id());

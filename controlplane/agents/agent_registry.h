@@ -98,8 +98,8 @@ class AgentRegistry {
   // Records that the agent was heard from (Hello or Heartbeat); written by the next flush.
   void RecordSeen(const AgentIdentity& agent, const v1::Health& health,
                   std::optional<int64_t> applied_revision);
-  // Writes buffered sightings; notes agents that came back from lost in the event log. What
-  // cannot be written stays buffered for the next flush.
+  // Writes the sightings not written yet, all in one statement; notes agents that came back
+  // from lost in the event log. What cannot be written is tried again by the next flush.
   absl::Status FlushHeartbeats();
   // Marks agents silent for longer than the TTL as lost, once, with an agent.lost event. Run
   // only right after a flush that succeeded: with sightings unwritten (the database was away),
@@ -117,15 +117,19 @@ class AgentRegistry {
   absl::Duration heartbeat_ttl() const { return heartbeat_ttl_; }
 
  private:
-  // An agent as listed, with what this replica heard from it and has not written yet: shown
-  // live while the database was away, not lost.
-  void WithUnflushed(v1::Agent* agent, absl::Time now);
+  // An agent as listed, with what this replica last heard from it when that is newer than
+  // the row: shown live while the database was away, or while a flush is under way, not lost.
+  void WithLatestSighting(v1::Agent* agent, absl::Time now);
 
+  // The latest this replica heard from an agent. Kept after it is written, so readers never
+  // miss one that is between the buffer and the table.
   struct Sighting {
     AgentIdentity agent;
     absl::Time at;
     v1::Health health;
     std::optional<int64_t> applied_revision;
+    uint64_t version = 0;  // bumped by each RecordSeen
+    bool written = false;
   };
 
   common::PgPool* pool_;
@@ -138,7 +142,7 @@ class AgentRegistry {
   // LOST, for one TTL (LivenessOf), and the sweep marks no one lost before then.
   const absl::Time started_at_;
   absl::Mutex mu_;
-  std::map<std::string, Sighting> pending_ ABSL_GUARDED_BY(mu_);  // by agent id
+  std::map<std::string, Sighting> seen_ ABSL_GUARDED_BY(mu_);  // by agent id
 };
 
 }  // namespace tether::controlplane

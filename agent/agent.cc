@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/metrics.h"
 #include "common/logging.h"
 
 #include "absl/strings/str_cat.h"
@@ -158,7 +159,10 @@ absl::Status Agent::Start() {
                                                     provisioning_.get(), fence_.get(), clock_);
   reconcile_ = std::make_unique<ReconcileLoop>(
       environment_.get(), clock_, &random_,
-      [this](const ReconcileReport& report) { link_->Reconciled(report); });
+      [this](const ReconcileReport& report) {
+        AgentMetrics::Process().Reconciled(report.status.ok(), report.took);
+        link_->Reconciled(report);
+      });
   link_ = std::make_unique<MothershipLink>(link, channel, &health_, clock_, &random_);
   CommandDispatcher::Callbacks commands;
   commands.schedule = [this](CommandDispatcher::Task task) { reconcile_->Schedule(std::move(task)); };
@@ -178,6 +182,18 @@ absl::Status Agent::Start() {
   reconcile_->set_command_lines(
       [this](const std::string& command_id) { return commands_->ApplyLines(command_id); });
 
+  if (!config_.metrics_listen.empty()) {
+    auto metrics = common::MetricsServer::Start(config_.metrics_listen,
+                                                AgentMetrics::Process().registry());
+    if (!metrics.ok()) return metrics.status();
+    metrics_server_ = *std::move(metrics);
+    if (auto st = common::WriteFileAtomically(config_.data_dir + "/metrics.addr",
+                                              metrics_server_->address() + "\n", 0644);
+        !st.ok()) {
+      return st;
+    }
+    spdlog::info("metrics served at http://{}/metrics", metrics_server_->address());
+  }
   if (!config_.health_listen.empty()) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;

@@ -26,6 +26,7 @@
 #include "agent/reconcile/reconcile_loop.h"
 #include "agent/provision/provisioner.h"
 #include "agent/provision/provisioning.h"
+#include "common/metrics/metrics_server.h"
 #include "common/clock.h"
 #include "common/process.h"
 #include "common/random.h"
@@ -83,6 +84,7 @@ class Agent {
   std::thread reconcile_thread_;
   std::unique_ptr<grpc::CallbackGenericService> health_generic_;
   std::unique_ptr<grpc::Server> health_server_;
+  std::unique_ptr<common::MetricsServer> metrics_server_;  // with --metrics-listen
 };
 
 // Builds the provisioner the config asks for.

@@ -72,6 +72,10 @@ void AddAgentFlags(CLI::App& app, AgentConfig* c) {
   app.add_option("--health-listen", c->health_listen,
                  "serve grpc.health.v1 on HOST:PORT (SERVING once PostgreSQL is ready)")
       ->envname("TETHER_HEALTH_LISTEN");
+  app.add_option("--metrics-listen", c->metrics_listen,
+                 "serve /metrics in Prometheus's format over plain HTTP on HOST:PORT (port 0 "
+                 "picks one; the address is written to DATA_DIR/metrics.addr); off when unset")
+      ->envname("TETHER_METRICS_LISTEN");
   app.add_option("--tls-ca", c->tls_ca,
                  "CA certificate of the mothership; enables TLS, and with it the agent's own "
                  "client certificate, issued at registration for a key kept in --data-dir")

@@ -39,6 +39,7 @@ struct AgentConfig {
   std::string lxd_bundle;
   // gRPC health service of the agent itself (SERVING once PostgreSQL is ready); empty: off.
   std::string health_listen;
+  std::string metrics_listen;  // empty: no /metrics
   // CA of the mothership's certificate; set: use TLS, presenting the client certificate the
   // mothership issues the agent at registration (key and certificate in data_dir).
   std::string tls_ca;

@@ -61,6 +61,10 @@ void AddMothershipFlags(CLI::App& app, MothershipConfig* c) {
                  "RESOURCE_EXHAUSTED")
       ->envname("TETHER_STREAM_QUEUE_LIMIT")
       ->capture_default_str();
+  app.add_option("--metrics-listen", c->metrics_listen,
+                 "serve /metrics in Prometheus's format over plain HTTP on this host:port (port "
+                 "0 picks one; the address is written to DATA_DIR/metrics.addr); off when unset")
+      ->envname("TETHER_METRICS_LISTEN");
   app.add_option("--postgres-bin-dir", c->postgres_bin_dir,
                  "PostgreSQL server binaries for lite mode")
       ->envname("TETHER_POSTGRES_BIN_DIR");

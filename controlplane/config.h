@@ -30,6 +30,7 @@ struct MothershipConfig {
   int admit_burst = 1000;
   int stream_queue_limit = 4096;  // unwritten messages per agent stream before it is closed
   std::string postgres_bin_dir;  // default: the newest /usr/lib/postgresql/*/bin
+  std::string metrics_listen;    // empty: no /metrics
 };
 
 // Declares the flags on `app`, writing into `config`.

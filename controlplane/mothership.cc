@@ -154,6 +154,18 @@ absl::Status Mothership::WaitForDatabase(const std::string& url) {
 absl::Status Mothership::Start() {
   if (auto st = common::MakeDirs(config_.data_dir, 0755); !st.ok()) return st;
   if (auto st = StartServer(); !st.ok()) return st;
+  if (!config_.metrics_listen.empty()) {
+    auto metrics = common::MetricsServer::Start(config_.metrics_listen, metrics_.registry());
+    if (!metrics.ok()) return metrics.status();
+    metrics_server_ = *std::move(metrics);
+    const std::string& address = metrics_server_->address();
+    if (auto st = common::WriteFileAtomically(config_.data_dir + "/metrics.addr", address + "\n",
+                                              0644);
+        !st.ok()) {
+      return st;
+    }
+    spdlog::info("metrics served at http://{}/metrics", address);
+  }
 
   auto url = PrepareDatabase();
   if (!url.ok()) return url.status();
@@ -162,6 +174,7 @@ absl::Status Mothership::Start() {
   if (auto st = MigrateMothershipSchema(database_url_, clock_); !st.ok()) return st;
 
   pool_ = std::make_unique<common::PgPool>(database_url_, 16);
+  pool_->set_wait_observer([this](absl::Duration waited) { metrics_.PoolWait(waited); });
   if (config_.database_url.empty()) {
     bus_ = std::make_unique<InProcessChangeBus>();  // lite: the only replica
   } else {
@@ -173,9 +186,9 @@ absl::Status Mothership::Start() {
     bus_ = std::move(bus);
   }
   events_ = std::make_unique<EventLog>(pool_.get(), clock_, bus_.get());
-  streams_ = std::make_unique<StreamRegistry>(bus_.get());
+  streams_ = std::make_unique<StreamRegistry>(bus_.get(), &metrics_);
   agents_ = std::make_unique<AgentRegistry>(pool_.get(), events_.get(), bus_.get(), streams_.get(), clock_,
-                                            config_.heartbeat_ttl);
+                                            config_.heartbeat_ttl, &metrics_);
   tokens_ = std::make_unique<TokenStore>(pool_.get(), events_.get(), clock_);
 
   const std::string token_file = config_.data_dir + "/operator.token";
@@ -200,7 +213,8 @@ absl::Status Mothership::Start() {
 
   reports_ = std::make_unique<AgentReports>(pool_.get(), events_.get(), clock_);
   specs_ = std::make_unique<SpecStore>(pool_.get(), events_.get(), bus_.get(), clock_);
-  commands_ = std::make_unique<CommandStore>(pool_.get(), events_.get(), bus_.get(), clock_);
+  commands_ = std::make_unique<CommandStore>(pool_.get(), events_.get(), bus_.get(), clock_,
+                                             &metrics_);
   session_backend_ = std::make_unique<StoreSessionBackend>(
       agents_.get(), reports_.get(), specs_.get(), commands_.get(), certificates_.get());
   blocking_ = std::make_unique<common::WorkPool>(4);
@@ -208,6 +222,7 @@ absl::Status Mothership::Start() {
   agent_deps_.streams = streams_.get();
   agent_deps_.sessions = session_backend_.get();
   agent_deps_.blocking = blocking_.get();
+  agent_deps_.metrics = &metrics_;
   agent_deps_.stream_queue_limit = static_cast<size_t>(config_.stream_queue_limit);
   admission_ = std::make_unique<Admission>(config_.admit_rate, config_.admit_burst, clock_);
   agent_deps_.admission = admission_.get();

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
+#include "common/metrics/metrics_server.h"
 #include "common/pg/local_postgres.h"
 #include "common/pg/pool.h"
 #include "common/process.h"
@@ -24,6 +25,7 @@
 #include "controlplane/api/services.h"
 #include "controlplane/fanout/change_bus.h"
 #include "controlplane/fanout/pg_change_bus.h"
+#include "controlplane/metrics.h"
 
 namespace tether::controlplane {
 
@@ -76,6 +78,8 @@ class Mothership {
   std::string database_url_;
   std::unique_ptr<common::LocalPostgres> local_postgres_;
   std::unique_ptr<common::PgPool> pool_;
+  MothershipMetrics metrics_;
+  std::unique_ptr<common::MetricsServer> metrics_server_;  // with --metrics-listen
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<StreamRegistry> streams_;
   std::unique_ptr<AgentRegistry> agents_;

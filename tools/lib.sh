@@ -8,8 +8,9 @@ TETHER_PACKAGES=(
   g++ cmake ninja-build pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libpqxx-dev libspdlog-dev libgtest-dev libgmock-dev libcli11-dev
-  libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev
+  libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev libssl-dev prometheus-cpp-dev
   postgresql-15
+  prometheus  # promtool, which checks /metrics in the tests
 )
 
 # What tools/test adds for its sanitizer tiers: clang, its sanitizer and libFuzzer runtimes, and

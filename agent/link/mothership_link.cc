@@ -4,6 +4,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/metrics.h"
 #include "common/logging.h"
 
 #include <thread>
@@ -238,6 +239,7 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
     }
     // The mothership's hint when it gave one, on top of our own jittered backoff.
     const absl::Duration delay = backoff.Next() + last_retry_hint();
+    AgentMetrics::Process().StreamEnded(static_cast<int>(ended.error_code()));
     spdlog::warn("stream ended code={} reason=\"{}\" reconnect_in={}",
                  static_cast<int>(ended.error_code()), ended.error_message(),
                  absl::FormatDuration(delay));
@@ -336,6 +338,7 @@ grpc::Status MothershipLink::RunStream(LinkSession* session, common::Backoff* ba
         absl::MutexLock lock(&mu_);
         connected_ = true;
         backoff->Reset();
+        AgentMetrics::Process().Connected();
         spdlog::info("connected to mothership id={} incarnation={}", in.welcome().agent_id(),
                      in.welcome().incarnation());
       }

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/metrics.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 
@@ -121,6 +122,7 @@ bool LinkSession::SendHeartbeat() {
   *msg.mutable_heartbeat()->mutable_health() = health_->Get();
   *msg.mutable_heartbeat()->mutable_sent_at() =
       TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_->Now()));
+  AgentMetrics::Process().HeartbeatSent();
   absl::MutexLock lock(&mu_);
   return SendLocked(msg);
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <thread>
 
+#include "agent/metrics.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -114,6 +115,7 @@ absl::Status Executor::RunAction(const Action& action,
           !st.ok()) {
         return st;
       }
+      AgentMetrics::Process().Onboarded(onboarded->method, clock_->Now() - start);
       tenant_step(absl::StrCat("created at version ", version, " in ",
                                Took(clock_->Now() - start), " (", onboarded->method,
                                "; fingerprint ", onboarded->fingerprint.substr(0, 12),

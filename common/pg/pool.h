@@ -7,6 +7,7 @@
 
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,6 +52,12 @@ absl::StatusOr<PingResult> Ping(const std::string& url);
 class PgPool {
  public:
   PgPool(std::string url, int max_connections);
+
+  // Called after each Run gets its connection, with how long that took (a wait for a free one,
+  // or opening a new one). Set before the pool is shared.
+  void set_wait_observer(std::function<void(absl::Duration)> observer) {
+    wait_observer_ = std::move(observer);
+  }
   PgPool(const PgPool&) = delete;
   PgPool& operator=(const PgPool&) = delete;
 
@@ -59,8 +66,10 @@ class PgPool {
   // dropped instead of being returned to the pool.
   template <typename Fn>
   auto Run(Fn&& fn) -> std::invoke_result_t<Fn, pqxx::connection&> {
+    const absl::Time asked = absl::Now();
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
+    if (wait_observer_) wait_observer_(absl::Now() - asked);
     try {
       auto result = fn(**conn);
       Release(std::move(*conn));
@@ -78,6 +87,7 @@ class PgPool {
 
   const std::string url_;
   const int max_connections_;
+  std::function<void(absl::Duration)> wait_observer_;
   absl::Mutex mu_;
   std::deque<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle plus lent out

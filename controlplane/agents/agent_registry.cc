@@ -93,13 +93,14 @@ absl::Status ValidateAgentName(const std::string& name) {
 
 AgentRegistry::AgentRegistry(common::PgPool* pool, EventLog* events, ChangeBus* bus,
                              StreamRegistry* streams, common::Clock* clock,
-                             absl::Duration heartbeat_ttl)
+                             absl::Duration heartbeat_ttl, MothershipMetrics* metrics)
     : pool_(pool),
       events_(events),
       bus_(bus),
       streams_(streams),
       clock_(clock),
       heartbeat_ttl_(heartbeat_ttl),
+      metrics_(metrics),
       started_at_(clock->Now()) {}
 
 absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& request) {
@@ -257,6 +258,7 @@ absl::StatusOr<AgentIdentity> AgentRegistry::Authenticate(const std::string& age
 void AgentRegistry::RecordSeen(const AgentIdentity& agent, const v1::Health& health,
                                std::optional<int64_t> applied_revision) {
   const absl::Time now = clock_->Now();
+  metrics_->Sighting();
   absl::MutexLock lock(&mu_);
   Sighting& s = seen_[agent.id];
   if (s.agent.incarnation != agent.incarnation) s.applied_revision.reset();
@@ -354,9 +356,11 @@ absl::Status AgentRegistry::FlushHeartbeats() {
     if (st.ok() && recovered_any) events_->Notify();
     return st;
   };
+  const absl::Time began = absl::Now();
   absl::Status st = flush(/*isolate=*/false);
   if (!st.ok() && !absl::IsUnavailable(st)) st = flush(/*isolate=*/true);
   if (!st.ok()) return st;  // still unwritten: the next flush tries again
+  metrics_->SightingsWritten(batch.size(), absl::Now() - began);
   absl::MutexLock lock(&mu_);
   for (const Unwritten& u : batch) {
     auto it = seen_.find(u.id);

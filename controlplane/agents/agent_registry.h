@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/pg/pool.h"
 #include "controlplane/events/event_log.h"
+#include "controlplane/metrics.h"
 #include "controlplane/fanout/change_bus.h"
 #include "controlplane/agents/stream_registry.h"
 #include "tether/v1/types.pb.h"
@@ -78,7 +79,8 @@ class AgentRegistry {
   // Publishes re-registrations and deletions on `bus`; asks `streams` whether a name's agent
   // is connected.
   AgentRegistry(common::PgPool* pool, EventLog* events, ChangeBus* bus, StreamRegistry* streams,
-                common::Clock* clock, absl::Duration heartbeat_ttl);
+                common::Clock* clock, absl::Duration heartbeat_ttl,
+                MothershipMetrics* metrics = MothershipMetrics::Unexposed());
 
   // Registers a new agent or re-registers one under the same name: keeps its id, bumps its
   // incarnation, rotates its credential and closes its old stream. A retry of the registration
@@ -138,6 +140,7 @@ class AgentRegistry {
   StreamRegistry* streams_;
   common::Clock* clock_;
   const absl::Duration heartbeat_ttl_;
+  MothershipMetrics* metrics_;
   // When this registry (its mothership) started: agents not heard from since are UNKNOWN, not
   // LOST, for one TTL (LivenessOf), and the sweep marks no one lost before then.
   const absl::Time started_at_;

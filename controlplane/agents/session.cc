@@ -36,8 +36,13 @@ v1::Health Bounded(const v1::Health& in) {
 }  // namespace
 
 AgentSession::AgentSession(AgentIdentity identity, AgentSessionBackend* backend,
-                           StreamRegistry* streams, SessionOutbox* outbox)
-    : identity_(std::move(identity)), backend_(backend), streams_(streams), outbox_(outbox) {}
+                           StreamRegistry* streams, SessionOutbox* outbox,
+                           MothershipMetrics* metrics)
+    : identity_(std::move(identity)),
+      backend_(backend),
+      streams_(streams),
+      outbox_(outbox),
+      metrics_(metrics) {}
 
 AgentSession::~AgentSession() = default;
 
@@ -79,6 +84,8 @@ void AgentSession::SendLatest(int64_t at_least) {
   // and never one older than what went out already.
   if (handle_ == 0 || revision == agent_revision_ || revision <= sent_revision_) return;
   sent_revision_ = revision;
+  sent_at_ = absl::Now();
+  metrics_->RevisionSent();
   SendLocked(*std::move(latest));
 }
 
@@ -222,6 +229,12 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
       if (st.ok()) {
         absl::MutexLock lock(&mu_);
         agent_revision_ = std::max(agent_revision_, message.ack().revision());
+        std::optional<absl::Duration> since_sent;
+        if (message.ack().revision() == sent_revision_ && sent_at_.has_value()) {
+          since_sent = absl::Now() - *sent_at_;
+          sent_at_.reset();
+        }
+        metrics_->RevisionAcked(since_sent);
       }
       if (absl::IsInvalidArgument(st)) return st;
       if (!st.ok()) {
@@ -232,6 +245,7 @@ absl::Status AgentSession::OnMessage(const v1::AgentMessage& message) {
     }
     case v1::AgentMessage::kNack: {
       absl::Status st = backend_->RecordNack(identity_, message.nack());
+      if (st.ok()) metrics_->RevisionNacked();
       if (absl::IsInvalidArgument(st)) return st;
       if (!st.ok()) {
         spdlog::warn("cannot record a nack agent={} revision={} reason=\"{}\"", identity_.name,

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "controlplane/agents/agent_registry.h"
 #include "controlplane/agents/stream_registry.h"
+#include "controlplane/metrics.h"
 #include "tether/v1/agent_service.pb.h"
 
 namespace tether::controlplane {
@@ -81,7 +82,7 @@ class AgentSession final : public AgentStream,
                            public std::enable_shared_from_this<AgentSession> {
  public:
   AgentSession(AgentIdentity identity, AgentSessionBackend* backend, StreamRegistry* streams,
-               SessionOutbox* outbox);
+               SessionOutbox* outbox, MothershipMetrics* metrics = MothershipMetrics::Unexposed());
   ~AgentSession() override;
 
   // One message from the agent. A non-OK status is why the stream must end (a first message
@@ -123,6 +124,9 @@ class AgentSession final : public AgentStream,
   uint64_t handle_ ABSL_GUARDED_BY(mu_) = 0;  // set once Hello registered the stream
   int64_t agent_revision_ ABSL_GUARDED_BY(mu_) = 0;  // the revision the agent says it applied
   int64_t sent_revision_ ABSL_GUARDED_BY(mu_) = 0;   // the newest revision sent on this stream
+  // When sent_revision_ went out, until its ack is counted (for the fan-out histogram).
+  std::optional<absl::Time> sent_at_ ABSL_GUARDED_BY(mu_);
+  MothershipMetrics* metrics_;
 };
 
 }  // namespace tether::controlplane

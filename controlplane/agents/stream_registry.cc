@@ -8,7 +8,8 @@
 
 namespace tether::controlplane {
 
-StreamRegistry::StreamRegistry(ChangeBus* bus) : bus_(bus) {
+StreamRegistry::StreamRegistry(ChangeBus* bus, MothershipMetrics* metrics)
+    : bus_(bus), metrics_(metrics) {
   if (bus_ != nullptr) {
     subscription_ = bus_->Subscribe([this](const Change& change) { OnChange(change); });
   }
@@ -51,6 +52,7 @@ uint64_t StreamRegistry::Add(const std::string& agent_id, int64_t incarnation,
   }
   const uint64_t handle = next_handle_++;
   streams_[agent_id] = Entry{handle, incarnation, cluster, std::move(stream)};
+  metrics_->SetStreamsOpen(static_cast<int>(streams_.size()));
   return handle;
 }
 
@@ -69,6 +71,7 @@ void StreamRegistry::Remove(const std::string& agent_id, uint64_t handle) {
   absl::MutexLock lock(&mu_);
   auto it = streams_.find(agent_id);
   if (it != streams_.end() && it->second.handle == handle) streams_.erase(it);
+  metrics_->SetStreamsOpen(static_cast<int>(streams_.size()));
 }
 
 void StreamRegistry::Close(const std::string& agent_id, const absl::Status& status) {

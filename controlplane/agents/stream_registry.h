@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "controlplane/fanout/change_bus.h"
+#include "controlplane/metrics.h"
 
 namespace tether::controlplane {
 
@@ -30,8 +31,10 @@ class AgentStream {
 
 class StreamRegistry {
  public:
-  // Subscribes to `bus` (may be null: then nothing arrives from it) until destroyed.
-  explicit StreamRegistry(ChangeBus* bus = nullptr);
+  // Subscribes to `bus` (may be null: then nothing arrives from it) until destroyed; keeps
+  // `metrics`' count of open streams.
+  explicit StreamRegistry(ChangeBus* bus = nullptr,
+                          MothershipMetrics* metrics = MothershipMetrics::Unexposed());
   ~StreamRegistry();
 
   // Records `stream` (of the agent's `incarnation`, in `cluster`) as the agent's stream,
@@ -64,6 +67,7 @@ class StreamRegistry {
     std::shared_ptr<AgentStream> stream;
   };
   ChangeBus* bus_;
+  MothershipMetrics* metrics_;
   uint64_t subscription_ = 0;
   absl::Mutex mu_;
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;

@@ -49,6 +49,7 @@ class ConnectReactor final
     // A fleet reconnecting at once is let in at the admission rate, the rest told when to return.
     if (deps_->admission != nullptr) {
       if (auto wait = deps_->admission->Admit(); wait.has_value()) {
+        deps_->metrics->Deferred();
         const int64_t ms = absl::ToInt64Milliseconds(*wait) + 1;
         context->AddTrailingMetadata(common::kRetryAfterMetadata, absl::StrCat(ms));
         Finish(grpc::Status(
@@ -57,6 +58,7 @@ class ConnectReactor final
                          " new agent streams a second; come back in ", ms, " ms")));
         return;
       }
+      deps_->metrics->Admitted();
     }
     // Checking the credential reads the database: do it on the blocking pool.
     jobs_ = 1;
@@ -78,7 +80,7 @@ class ConnectReactor final
         if (identity.ok()) {
           actor_ = Actor{absl::StrCat("agent:", identity->id), peer_};
           session_ = std::make_shared<AgentSession>(*std::move(identity), deps_->sessions,
-                                                    deps_->streams, this);
+                                                    deps_->streams, this, deps_->metrics);
           if (!closing_) StartRead(&in_);
         } else {
           CloseLocked(identity.status());
@@ -251,8 +253,10 @@ class AgentServiceImpl final
       spdlog::warn("registration refused name=\"{}\" peer={} reason=\"{}\"",
                    absl::CHexEscape(common::CutText(request->name(), 80)), context->peer(),
                    absl::CHexEscape(registration.status().message()));
+      deps_->metrics->Registration("refused");
       return ToGrpcStatus(registration.status());
     }
+    deps_->metrics->Registration(registration->incarnation > 1 ? "reregistered" : "registered");
     response->set_agent_id(registration->agent_id);
     response->set_credential(registration->credential);
     response->set_incarnation(registration->incarnation);

@@ -18,6 +18,7 @@
 #include "controlplane/agents/stream_registry.h"
 #include "controlplane/commands/command_store.h"
 #include "controlplane/events/event_log.h"
+#include "controlplane/metrics.h"
 #include "controlplane/specs/spec_store.h"
 #include "controlplane/tokens/token_store.h"
 
@@ -45,6 +46,7 @@ struct AgentServiceDeps {
   // With TLS: signs agents' certificates at registration and checks the one every stream
   // presents. Null without TLS (the bearer credential alone, for plain-text development).
   const AgentCertificates* certificates = nullptr;
+  MothershipMetrics* metrics = MothershipMetrics::Unexposed();
 };
 
 struct ControlServiceDeps {

@@ -173,8 +173,8 @@ v1::CommandState ParseCommandState(const std::string& word) {
 }
 
 CommandStore::CommandStore(common::PgPool* pool, EventLog* events, ChangeBus* bus,
-                           common::Clock* clock)
-    : pool_(pool), events_(events), bus_(bus), clock_(clock) {}
+                           common::Clock* clock, MothershipMetrics* metrics)
+    : pool_(pool), events_(events), bus_(bus), clock_(clock), metrics_(metrics) {}
 
 void CommandStore::Published(int64_t id, const std::string& cluster, bool deliver,
                              const std::string& only_agent_id) {
@@ -457,6 +457,7 @@ absl::StatusOr<v1::CommandStatus> CommandStore::Queue(const CommandRequest& requ
   });
   if (!queued.ok()) return queued.status();
   if (queued->fresh) {
+    metrics_->CommandQueued(kind);
     events_->Notify();
     spdlog::info("command queued id={} cluster={} kind={}", queued->id, queued->cluster, kind);
     Published(queued->id, queued->cluster, /*deliver=*/true, queued->only_agent_id);
@@ -775,7 +776,10 @@ absl::StatusOr<std::vector<v1::Command>> CommandStore::Deliverable(const AgentId
   });
   if (!failed.empty()) {
     events_->Notify();
-    for (const auto& [id, cluster] : failed) Published(id, cluster, /*deliver=*/false);
+    for (const auto& [id, cluster] : failed) {
+      metrics_->CommandPartFinished("failed");
+      Published(id, cluster, /*deliver=*/false);
+    }
   }
   return out;
 }
@@ -801,6 +805,7 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
   }
   std::string cluster;
   bool changed = false;
+  std::string finished;  // the part's final state, when this update ended it
   auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
     auto command = LockCommand(tx, *n);
@@ -873,9 +878,11 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
     if (to != from) Settle(tx, *n);
     tx.commit();
     changed = true;
+    if (terminal_now) finished = CommandStateWord(to);
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
+  if (!finished.empty()) metrics_->CommandPartFinished(finished);
   if (changed) {
     events_->Notify();
     Published(*n, cluster, /*deliver=*/false);
@@ -910,7 +917,10 @@ absl::Status CommandStore::RecordReport(const AgentIdentity& agent, int64_t revi
   });
   if (!st.ok()) return st;
   if (!settled.empty()) events_->Notify();
-  for (const auto& [id, cluster] : settled) Published(id, cluster, /*deliver=*/false);
+  for (const auto& [id, cluster] : settled) {
+    metrics_->CommandPartFinished(ok ? "succeeded" : "failed");
+    Published(id, cluster, /*deliver=*/false);
+  }
   return absl::OkStatus();
 }
 
@@ -932,7 +942,10 @@ absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::
   });
   if (!st.ok()) return st;
   if (!settled.empty()) events_->Notify();
-  for (const auto& [id, cluster] : settled) Published(id, cluster, /*deliver=*/false);
+  for (const auto& [id, cluster] : settled) {
+    metrics_->CommandPartFinished("cancelled");
+    Published(id, cluster, /*deliver=*/false);
+  }
   return absl::OkStatus();
 }
 

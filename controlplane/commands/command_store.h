@@ -28,6 +28,7 @@
 #include "common/spec/commands.h"
 #include "controlplane/agents/agent_registry.h"
 #include "controlplane/events/event_log.h"
+#include "controlplane/metrics.h"
 #include "controlplane/fanout/change_bus.h"
 #include "tether/v1/command.pb.h"
 
@@ -49,7 +50,8 @@ inline constexpr size_t kMaxIdempotencyKeyBytes = 128;
 
 class CommandStore {
  public:
-  CommandStore(common::PgPool* pool, EventLog* events, ChangeBus* bus, common::Clock* clock);
+  CommandStore(common::PgPool* pool, EventLog* events, ChangeBus* bus, common::Clock* clock,
+               MothershipMetrics* metrics = MothershipMetrics::Unexposed());
 
   // Queues a command (not an apply: ApplySpec makes those). Writes nothing when it refuses:
   // kInvalidArgument for a malformed request, kNotFound for a cluster, agent or tenant that
@@ -135,6 +137,7 @@ class CommandStore {
   EventLog* events_;
   ChangeBus* bus_;
   common::Clock* clock_;
+  MothershipMetrics* metrics_;
 };
 
 // A message's bytes, the same for the same message every time (an idempotency key's request

@@ -76,9 +76,12 @@ void Fleet::StopPostgres(const std::string& root) {
   if (std::filesystem::exists(root) && pg.EnsureInitialized().ok()) (void)pg.Stop();
 }
 
-bool Fleet::StartMothership(const std::string& listen) {
+bool Fleet::StartMothership(const std::string& listen,
+                            const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> flags = {"--listen", listen, "--heartbeat-ttl", "3s"};
+  flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
   auto m = StartMothershipProcess(TETHER_MOTHERSHIP_BIN, dir_.path() + "/mothership",
-                                  MothershipFlags({"--listen", listen, "--heartbeat-ttl", "3s"}),
+                                  MothershipFlags(std::move(flags)),
                                   dir_.path() + "/mothership.log");
   EXPECT_TRUE(m.ok()) << m.status();
   if (!m.ok()) return false;

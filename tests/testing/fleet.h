@@ -35,7 +35,8 @@ class Fleet {
 
   // Starts the mothership on `listen` (127.0.0.1:0 for any port); false (and a test failure
   // with its log) when it does not come up.
-  bool StartMothership(const std::string& listen = "127.0.0.1:0");
+  bool StartMothership(const std::string& listen = "127.0.0.1:0",
+                       const std::vector<std::string>& extra_flags = {});
   // SIGKILLs the mothership and waits for it.
   void KillMothership();
   // Starts it again on the same address and data dir (its PostgreSQL, left running by a kill,

@@ -128,7 +128,7 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
   enum class Kind { kNew, kRetry, kReregistered } kind = Kind::kNew;
   auto registration = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<Registration> {
     pqxx::work tx(c);
-    auto token = TokenStore::LockBootstrap(tx, request.bootstrap_token, now);
+    auto token = TokenStore::FindBootstrap(tx, request.bootstrap_token, now);
     if (!token.ok()) return token.status();
     // Checks every registration passes, a retry included.
     if (!request.cluster.empty() && request.cluster != token->cluster()) {
@@ -178,7 +178,7 @@ absl::StatusOr<Registration> AgentRegistry::Register(const RegistrationRequest& 
           "agent \"", request.name, "\" is connected (incarnation ", existing[0][2].as<int64_t>(),
           "); to replace it, stop it or run `tetherctl delete agent ", request.name, "`"));
     }
-    if (auto st = TokenStore::UseBootstrap(tx, *token); !st.ok()) return st;
+    if (auto st = TokenStore::UseBootstrap(tx, *token, now); !st.ok()) return st;
     if (!existing.empty()) {
       auto row = tx.exec_params1(
           // A new incarnation: nothing the old one reported holds any more.

@@ -22,7 +22,9 @@ using google::protobuf::util::TimeUtil;
 
 std::string TokenColumns() {
   return absl::StrCat("id, cluster, description, ", common::EpochMicrosSql("created_at"), ", ",
-                      common::EpochMicrosSql("expires_at"), ", uses_allowed, uses, ",
+                      common::EpochMicrosSql("expires_at"), ", uses_allowed, ",
+                      "(SELECT count(*) FROM bootstrap_token_uses u "
+                      " WHERE u.token_id = bootstrap_tokens.id)::int AS uses, ",
                       common::EpochMicrosSql("revoked_at"), ", array_to_string(names, ',')");
 }
 
@@ -179,21 +181,31 @@ absl::StatusOr<v1::BootstrapToken> TokenStore::RevokeBootstrap(const std::string
   return revoked;
 }
 
-absl::StatusOr<v1::BootstrapToken> TokenStore::LockBootstrap(pqxx::transaction_base& tx,
+absl::StatusOr<v1::BootstrapToken> TokenStore::FindBootstrap(pqxx::transaction_base& tx,
                                                              const std::string& secret,
                                                              absl::Time now) {
-  auto rows = tx.exec_params(absl::StrCat("SELECT ", TokenColumns(),
-                                          " FROM bootstrap_tokens WHERE secret_hash = $1 "
-                                          "FOR UPDATE"),
-                             common::HashSecret(secret));
+  auto rows = tx.exec_params(
+      absl::StrCat("SELECT ", TokenColumns(), " FROM bootstrap_tokens WHERE secret_hash = $1"),
+      common::HashSecret(secret));
   if (rows.empty()) return absl::UnauthenticatedError("bootstrap token is not valid");
   return TokenFromRow(rows[0], now);
 }
 
-absl::Status TokenStore::UseBootstrap(pqxx::transaction_base& tx,
-                                      const v1::BootstrapToken& token) {
+absl::Status TokenStore::UseBootstrap(pqxx::transaction_base& tx, v1::BootstrapToken token,
+                                      absl::Time now) {
+  if (token.uses_allowed() > 0) {
+    // Registrations with one use-limited token take turns on its row, and each counts the uses
+    // in a statement after it holds the lock, which sees every use committed before: the token
+    // admits exactly its number of uses however many race for them.
+    tx.exec_params("SELECT 1 FROM bootstrap_tokens WHERE id = $1 FOR UPDATE", token.id());
+    token.set_uses(tx.exec_params1("SELECT count(*) FROM bootstrap_token_uses WHERE token_id = $1",
+                                   token.id())[0]
+                       .as<int>());
+    token.set_state(StateOf(token, now));
+  }
   if (token.state() != v1::TOKEN_STATE_ACTIVE) return absl::PermissionDeniedError(Describe(token));
-  tx.exec_params("UPDATE bootstrap_tokens SET uses = uses + 1 WHERE id = $1", token.id());
+  tx.exec_params("INSERT INTO bootstrap_token_uses (token_id, used_at) VALUES ($1, $2::timestamptz)",
+                 token.id(), common::PgTimestamp(now));
   return absl::OkStatus();
 }
 

@@ -47,14 +47,17 @@ class TokenStore {
   // kNotFound for an unknown id; revoking twice keeps the first revocation time.
   absl::StatusOr<v1::BootstrapToken> RevokeBootstrap(const std::string& id);
 
-  // Inside the caller's transaction: finds the token by its secret and locks its row.
-  // kUnauthenticated when no such token exists. The state says whether it may be used.
-  static absl::StatusOr<v1::BootstrapToken> LockBootstrap(pqxx::transaction_base& tx,
+  // Inside the caller's transaction: finds the token by its secret, without locking it (many
+  // agents register with one token at once). kUnauthenticated when no such token exists. The
+  // state says whether it may be used.
+  static absl::StatusOr<v1::BootstrapToken> FindBootstrap(pqxx::transaction_base& tx,
                                                           const std::string& secret,
                                                           absl::Time now);
-  // Counts one use of a token LockBootstrap returned. kPermissionDenied (saying why) when it
-  // expired, was revoked or is used up.
-  static absl::Status UseBootstrap(pqxx::transaction_base& tx, const v1::BootstrapToken& token);
+  // Records one use of a token FindBootstrap returned: a row of its own, so uses of an
+  // unlimited token never wait on each other; a use-limited token is re-counted under its
+  // row's lock first. kPermissionDenied (saying why) when it expired, was revoked or is used up.
+  static absl::Status UseBootstrap(pqxx::transaction_base& tx, v1::BootstrapToken token,
+                                   absl::Time now);
   // Whether the token may register an agent of this name (its glob patterns, if any).
   static bool AllowsName(const v1::BootstrapToken& token, const std::string& name);
   // The one-line reason a token that is not active cannot be used.

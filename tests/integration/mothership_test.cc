@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "agent/link/mothership_link.h"
 #include "common/files.h"
 #include "common/process.h"
@@ -158,7 +159,7 @@ class MothershipTest : public ::testing::Test {
                                    grpc::StatusCode code, const std::string& message_part) {
     const int64_t agents = Count("SELECT count(*) FROM agents");
     const int64_t events = Count("SELECT count(*) FROM events");
-    const int64_t uses = Count("SELECT coalesce(sum(uses), 0) FROM bootstrap_tokens");
+    const int64_t uses = Count("SELECT count(*) FROM bootstrap_token_uses");
     const int64_t incarnations = Count("SELECT coalesce(sum(incarnation), 0) FROM agents");
     const int64_t credentials =
         Count("SELECT coalesce(sum(hashtext(credential_hash)::bigint), 0) FROM agents");
@@ -168,7 +169,7 @@ class MothershipTest : public ::testing::Test {
     EXPECT_EQ(st.error_message().find('\n'), std::string::npos);
     EXPECT_EQ(Count("SELECT count(*) FROM agents"), agents);
     EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
-    EXPECT_EQ(Count("SELECT coalesce(sum(uses), 0) FROM bootstrap_tokens"), uses);
+    EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_token_uses"), uses);
     EXPECT_EQ(Count("SELECT coalesce(sum(incarnation), 0) FROM agents"), incarnations);
     EXPECT_EQ(Count("SELECT coalesce(sum(hashtext(credential_hash)::bigint), 0) FROM agents"),
               credentials);
@@ -268,7 +269,7 @@ TEST_F(MothershipTest, ARetriedRegistrationIsNotCountedTwice) {
   EXPECT_EQ(retry.agent_id(), first.agent_id());
   EXPECT_EQ(retry.incarnation(), 1);
   EXPECT_NE(retry.credential(), first.credential());
-  EXPECT_EQ(Count("SELECT uses FROM bootstrap_tokens"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_token_uses"), 1);
   // One registration, and the retry is recorded as such.
   EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind = 'agent.registered'"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind = 'agent.registration_retried'"), 1);
@@ -435,6 +436,46 @@ TEST_F(MothershipTest, UsedUpTokenIsRefused) {
   ExpectRefusedWithoutWriting(token.secret(), "", grpc::StatusCode::PERMISSION_DENIED, "used up");
 }
 
+// Registrations with one token do not wait on its row, but a use-limited token still admits
+// exactly its number of uses when many race for them.
+TEST_F(MothershipTest, AUseLimitedTokenAdmitsExactlyItsUsesUnderARace) {
+  auto token = CreateToken("shop", {}, 3);
+  constexpr int kRacers = 16;
+  std::vector<grpc::Status> results(kRacers);
+  {
+    std::vector<std::thread> racers;
+    absl::Notification go;
+    for (int i = 0; i < kRacers; ++i) {
+      racers.emplace_back([&, i] {
+        go.WaitForNotification();
+        v1::RegisterResponse resp;
+        results[i] = Register(token.secret(), absl::StrCat("racer-", i), &resp);
+      });
+    }
+    go.Notify();
+    for (auto& t : racers) t.join();
+  }
+  int admitted = 0;
+  for (const auto& st : results) {
+    if (st.ok()) {
+      ++admitted;
+      continue;
+    }
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+    EXPECT_TRUE(absl::StrContains(st.error_message(), "used up")) << st.error_message();
+  }
+  EXPECT_EQ(admitted, 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM agents"), 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_token_uses"), 3);
+  v1::ListBootstrapTokensResponse listed;
+  auto ctx = Operator();
+  ASSERT_TRUE(control_->ListBootstrapTokens(ctx.get(), v1::ListBootstrapTokensRequest(), &listed)
+                  .ok());
+  ASSERT_EQ(listed.tokens_size(), 1);
+  EXPECT_EQ(listed.tokens(0).uses(), 3);
+  EXPECT_EQ(listed.tokens(0).state(), v1::TOKEN_STATE_USED_UP);
+}
+
 TEST_F(MothershipTest, TokenOfAnotherClusterIsRefused) {
   auto token = CreateToken("shop");
   ExpectRefusedWithoutWriting(token.secret(), "billing", grpc::StatusCode::PERMISSION_DENIED,
@@ -515,7 +556,7 @@ TEST_F(MothershipTest, AnOversizedOrControlCharacterVersionIsRefusedAndWritesNot
     EXPECT_EQ(st.error_message(), "version must be at most 64 bytes of printable UTF-8");
   }
   EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
-  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_tokens WHERE uses > 0"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_token_uses"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
   v1::RegisterRequest req;
   req.set_bootstrap_token(token.secret());
@@ -571,7 +612,7 @@ TEST_F(MothershipTest, ANameThatIsNotUtf8IsInvalidArgumentAndWritesNothing) {
   EXPECT_TRUE(absl::StrContains(st.error_message(), "/tether.v1.ControlService/GetAgent"))
       << st.error_message();
   EXPECT_EQ(Count("SELECT count(*) FROM agents"), 0);
-  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_tokens WHERE uses > 0"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM bootstrap_token_uses"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
 }
 

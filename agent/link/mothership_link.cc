@@ -237,8 +237,14 @@ absl::Status MothershipLink::Run(const absl::Notification* stop) {
                    ended.error_message());
       id.reset();
     }
-    // The mothership's hint when it gave one, on top of our own jittered backoff.
-    const absl::Duration delay = backoff.Next() + last_retry_hint();
+    // When the mothership's admission control said when to come back, then, a little later at
+    // random: the slot it promised is ours from then on, and waiting a backoff on top of it
+    // only made a reconnecting fleet come back later and be told to wait again. Otherwise our
+    // own jittered backoff.
+    const absl::Duration hint = last_retry_hint();
+    const absl::Duration delay = hint > absl::ZeroDuration()
+                                     ? hint + hint * (0.1 * random_->Uniform01())
+                                     : backoff.Next();
     AgentMetrics::Process().StreamEnded(static_cast<int>(ended.error_code()));
     spdlog::warn("stream ended code={} reason=\"{}\" reconnect_in={}",
                  static_cast<int>(ended.error_code()), ended.error_message(),

@@ -16,7 +16,7 @@ cleanup() {
   for d in "$WORK"/*/postgres/pgdata "${PGDATAS[@]}"; do
     [ -f "$d/postmaster.pid" ] && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D "$d" -m immediate >/dev/null 2>&1 || true
   done
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+
 #include "agent/metrics.h"
 #include "common/logging.h"
 
@@ -207,10 +209,6 @@ absl::Status Agent::Start() {
           absl::StrCat("cannot serve health on ", config_.health_listen));
     }
     health_server_->GetHealthCheckService()->SetServingStatus(false);
-    health_.SetListener([this](const v1::Health& h) {
-      health_server_->GetHealthCheckService()->SetServingStatus(
-          h.state() == v1::PROVISIONING_STATE_READY);
-    });
     if (auto st = common::WriteFileAtomically(config_.data_dir + "/health.addr",
                                               absl::StrCat("127.0.0.1:", port, "\n"), 0644);
         !st.ok()) {
@@ -218,6 +216,19 @@ absl::Status Agent::Start() {
     }
     spdlog::info("health endpoint listening port={} (SERVING once PostgreSQL is ready)", port);
   }
+
+  // A change of PostgreSQL's state reaches the mothership at once, not with the next heartbeat
+  // (seconds later): operators see an agent ready, or failing, when it is. The health endpoint
+  // follows the same changes.
+  // (The provisioning and leadership loops both set health, from their own threads.)
+  health_.SetListener([this, last = std::make_shared<std::atomic<int>>(
+                                 v1::PROVISIONING_STATE_UNSPECIFIED)](const v1::Health& h) {
+    if (health_server_ != nullptr) {
+      health_server_->GetHealthCheckService()->SetServingStatus(
+          h.state() == v1::PROVISIONING_STATE_READY);
+    }
+    if (last->exchange(h.state()) != h.state()) link_->SendHealthNow();
+  });
 
   spdlog::info("agent starting name={} mothership={} provisioner={} data_dir={}", config_.name,
                config_.mothership, ProvisionerName(config_.provisioner), config_.data_dir);

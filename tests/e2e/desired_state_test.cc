@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
@@ -99,6 +100,17 @@ const std::map<std::string, std::string> kTwo = {
     {"0001_accounts.up.sql", "CREATE TABLE accounts (id bigserial PRIMARY KEY, email text);"},
     {"0001_accounts.down.sql", "DROP TABLE accounts;"},
     {"0002_orders.up.sql", "CREATE TABLE orders (id bigserial PRIMARY KEY, account bigint);"}};
+
+// A change of the agent's PostgreSQL state reaches the mothership when it happens: with
+// heartbeats an hour apart, the agent is still shown ready once it is.
+TEST_F(DesiredStateTest, AnAgentIsShownReadyWhenItIsNotAtItsNextHeartbeat) {
+  fleet_.StartAgent("web-1", bootstrap_, {"--heartbeat-interval", "1h"});
+  ASSERT_TRUE(PollUntil([&] {
+    std::string out, err;
+    if (fleet_.Ctl({"-o", "json", "get", "agent", "web-1"}, &out, &err) != 0) return false;
+    return absl::StrContains(out, "PROVISIONING_STATE_READY");
+  })) << fleet_.Logs();
+}
 
 TEST_F(DesiredStateTest, ASpecConvergesEverywhereAndABrokenMigrationIsNacked) {
   fleet_.StartAgent("a1", bootstrap_);

@@ -1,6 +1,8 @@
 // Fleet.
 #include "tests/testing/fleet.h"
 
+#include <algorithm>
+
 #include <signal.h>
 
 #include <filesystem>
@@ -139,8 +141,13 @@ ChildProcess* Fleet::StartAgent(const std::string& name, const std::string& boot
                                 const std::vector<std::string>& extra_flags) {
   std::vector<std::string> argv = {TETHER_AGENT_BIN, "--mothership", server_, "--bootstrap-token",
                                    bootstrap_token, "--name", name, "--data-dir",
-                                   dir_.path() + "/" + name, "--heartbeat-interval", "300ms",
-                                   "--reconnect-max", "1s", "--tls-ca", pki_.ca_cert};
+                                   dir_.path() + "/" + name, "--reconnect-max", "1s", "--tls-ca",
+                                   pki_.ca_cert};
+  // Quick heartbeats, unless the test sets its own.
+  if (std::find(extra_flags.begin(), extra_flags.end(), "--heartbeat-interval") ==
+      extra_flags.end()) {
+    argv.insert(argv.end(), {"--heartbeat-interval", "300ms"});
+  }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   agents_[name] = std::make_unique<ChildProcess>(argv, std::vector<std::string>{},
                                                  dir_.path() + "/" + name + ".log");

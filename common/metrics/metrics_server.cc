@@ -2,6 +2,8 @@
 #include "common/metrics/metrics_server.h"
 
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -19,8 +21,11 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
-    // One thread: a scrape is a few kilobytes, and a scraper comes every few seconds.
-    exposer = std::make_unique<prometheus::Exposer>(address, 1);
+    // A scrape is a few kilobytes every few seconds, but a client that connects and says
+    // nothing holds a thread until the request timeout: a few threads, and a short timeout, so
+    // one such client cannot keep Prometheus from scraping.
+    exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", address, "num_threads", "4", "request_timeout_ms", "10000"});
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));

@@ -2,8 +2,13 @@
 // Prometheus's text format that Prometheus's own checker (promtool check metrics) accepts, and
 // whose numbers follow what happened: one agent registered and streaming, a revision sent and
 // acked, the agent's reconcile and its tenant's onboarding measured.
+#include <arpa/inet.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -40,6 +45,7 @@ std::string Scrape(const std::string& addr_file) {
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);  // a limit, so a hang fails instead of stalling
   long code = 0;
   if (curl_easy_perform(curl) != CURLE_OK ||
       curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200) {
@@ -116,6 +122,28 @@ TEST(MetricsTest, TheMothershipAndTheAgentServeMetricsPromtoolAcceptsThatFollowT
   EXPECT_EQ(Sample(agent, "tether_agent_connected"), 1) << agent;
   EXPECT_EQ(Sample(agent, "tether_agent_onboarding_seconds_count{method=\"migrations\"}"), 1)
       << agent;
+
+  // A client that connects and says nothing does not keep a scraper out: the scrape is served
+  // while that client still holds its connection (one thread served both before, and the scrape
+  // waited until the server gave up on the silent client and closed it).
+  {
+    auto address = common::ReadFile(mothership_addr);
+    ASSERT_TRUE(address.ok());
+    const std::string hostport(absl::StripAsciiWhitespace(*address));
+    const size_t colon = hostport.rfind(':');
+    const int silent = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(std::atoi(hostport.c_str() + colon + 1)));
+    inet_pton(AF_INET, hostport.substr(0, colon).c_str(), &to.sin_addr);
+    ASSERT_EQ(connect(silent, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+    EXPECT_GE(Sample(Scrape(mothership_addr), "tether_agent_streams_open"), 0);
+    char byte;
+    errno = 0;
+    EXPECT_EQ(recv(silent, &byte, 1, MSG_DONTWAIT), -1) << "the silent connection was closed";
+    EXPECT_EQ(errno, EAGAIN);
+    close(silent);
+  }
 
   // A registration refused is counted as one.
   fleet.StartAgent("web-2", "not-a-token");

@@ -37,7 +37,7 @@ start_agent() {  # NAME TOKEN
   "$BIN/tether-agent" --mothership "$TETHER_SERVER" --bootstrap-token "$2" --name "$1" \
     --data-dir "$WORK/$1" >>"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
-  eval "PID_$1=$!"
+  eval "PID_${1//-/_}=$!"  # PID_web_1 for web-1
 }
 
 wait_ready() {  # CLUSTER COUNT

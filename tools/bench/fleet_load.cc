@@ -14,12 +14,10 @@
 // and runs until it is killed (SIGTERM).
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -34,7 +32,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/backoff.h"
@@ -108,7 +105,9 @@ class Fleet {
  public:
   explicit Fleet(Options options) : options_(std::move(options)) {}
 
-  void Run(absl::Notification* stop);
+  // Registers and connects every agent, then keeps them heartbeating and reconnecting until
+  // the process is killed; never returns.
+  [[noreturn]] void Run();
 
   // Called by streams.
   void Welcomed(Agent* agent);
@@ -119,8 +118,8 @@ class Fleet {
  private:
   void Register();
   void Connect(Agent* agent);
-  void HeartbeatLoop(absl::Notification* stop);
-  void ReconnectLoop(absl::Notification* stop);
+  [[noreturn]] void HeartbeatLoop();
+  [[noreturn]] void ReconnectLoop();
 
   Options options_;
   std::vector<std::unique_ptr<Agent>> agents_;
@@ -308,11 +307,12 @@ void Fleet::Ended(Agent* agent, Stream* stream, const grpc::Status& status,
   reconnects_.emplace(absl::Now() + delay, agent);
 }
 
-void Fleet::HeartbeatLoop(absl::Notification* stop) {
+void Fleet::HeartbeatLoop() {
   // Spread over the interval: one slice of the fleet every tick.
   const int ticks = 100;
   const absl::Duration tick = options_.heartbeat / ticks;
-  for (int t = 0; !stop->WaitForNotificationWithTimeout(tick); t = (t + 1) % ticks) {
+  for (int t = 0;; t = (t + 1) % ticks) {
+    absl::SleepFor(tick);
     absl::MutexLock lock(&mu_);
     for (auto& [agent, stream] : streams_) {
       if (agent->index % ticks == t) stream->Heartbeat();
@@ -320,9 +320,10 @@ void Fleet::HeartbeatLoop(absl::Notification* stop) {
   }
 }
 
-void Fleet::ReconnectLoop(absl::Notification* stop) {
+void Fleet::ReconnectLoop() {
   int64_t last_status = 0;
-  while (!stop->WaitForNotificationWithTimeout(absl::Milliseconds(20))) {
+  for (;;) {
+    absl::SleepFor(absl::Milliseconds(20));
     std::vector<Agent*> due;
     {
       absl::MutexLock lock(&mu_);
@@ -347,7 +348,7 @@ void Fleet::ReconnectLoop(absl::Notification* stop) {
   }
 }
 
-void Fleet::Run(absl::Notification* stop) {
+void Fleet::Run() {
   common::BackoffPolicy policy;
   policy.max = options_.reconnect_max;
   std::shared_ptr<grpc::Channel> channel;
@@ -380,11 +381,8 @@ void Fleet::Run(absl::Notification* stop) {
   for (auto& agent : agents_) {
     if (!agent->reg.agent_id().empty()) Connect(agent.get());
   }
-  std::thread heartbeats([&] { HeartbeatLoop(stop); });
-  std::thread reconnects([&] { ReconnectLoop(stop); });
-  heartbeats.join();
-  reconnects.join();
-  std::_Exit(0);  // streams still open: the process ends with them
+  std::thread heartbeats([&] { HeartbeatLoop(); });
+  ReconnectLoop();
 }
 
 }  // namespace
@@ -416,9 +414,7 @@ int main(int argc, char** argv) {
     std::cerr << "fleet_load: --agents, --per-connection and --register-window must be positive\n";
     return 2;
   }
-  absl::Notification stop;  // never: the process runs until it is killed
   signal(SIGPIPE, SIG_IGN);
   tether::bench::Fleet fleet(options);
-  fleet.Run(&stop);
-  return 0;
+  fleet.Run();  // until the process is killed
 }

@@ -17,7 +17,8 @@ inline constexpr int32_t kMigrationTableLock = 0;
 // stay few and small.
 
 // Single bigint keys.
-// Appending to the mothership's event log, so event ids become visible in order.
+// The mothership's event log: appenders hold it shared to their commit, a reader exclusively
+// for a moment, so that it reads only ids no transaction under way can still add below.
 inline constexpr int64_t kEventOrderLock = 0x7465746865766e74;  // "tethevnt"
 
 }  // namespace tether::common

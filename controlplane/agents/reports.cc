@@ -129,8 +129,10 @@ absl::Status AgentReports::Record(
   absl::Duration took = absl::Seconds(took_proto.seconds()) + absl::Nanoseconds(took_proto.nanos());
   if (took < absl::ZeroDuration() || took > absl::Hours(24 * 7)) took = absl::ZeroDuration();
   const absl::Time now = clock_->Now();
-  bool wrote_event = false;
+  // What happened, appended last (EventLog::Append's rule): {kind, message}, or kind empty.
+  std::pair<std::string, std::string> event;
   absl::Status st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    event = {};
     pqxx::work tx(c);
     auto cluster = tx.exec_params("SELECT last_revision FROM clusters WHERE name = $1",
                                   agent.cluster);
@@ -168,8 +170,7 @@ absl::Status AgentReports::Record(
                           Seconds(now - absl::FromUnixMicros(before[0][3].as<int64_t>())),
                           " after incarnation ", agent.incarnation, " registered");
         }
-        EventLog::Append(tx, agent.cluster, agent.name, "agent.converged", message);
-        wrote_event = true;
+        event = {"agent.converged", std::move(message)};
       }
     } else {
       tx.exec_params(
@@ -177,9 +178,7 @@ absl::Status AgentReports::Record(
           "WHERE id = $1::uuid AND incarnation = $2",
           agent.id, agent.incarnation, revision, error, common::PgTimestamp(now));
       if (before[0][1].as<int64_t>() != revision || before[0][2].as<std::string>() != error) {
-        EventLog::Append(tx, agent.cluster, agent.name, "agent.nack",
-                         absl::StrCat("revision ", revision, " failed: ", error));
-        wrote_event = true;
+        event = {"agent.nack", absl::StrCat("revision ", revision, " failed: ", error)};
       }
     }
     tx.exec_params("DELETE FROM agent_tenants WHERE agent_id = $1::uuid", agent.id);
@@ -195,10 +194,13 @@ absl::Status AgentReports::Record(
           "fingerprint text, replay_fingerprint text)",
           agent.id, revision, rows.dump(), common::PgTimestamp(now));
     }
+    if (!event.first.empty()) {
+      EventLog::Append(tx, agent.cluster, agent.name, event.first, event.second);
+    }
     tx.commit();
     return absl::OkStatus();
   });
-  if (st.ok() && wrote_event) events_->Notify();
+  if (st.ok() && !event.first.empty()) events_->Notify();
   if (st.ok()) {
     spdlog::info("agent reported name={} revision={} result={} tenants={} took={}", agent.name,
                  revision, ok ? "ack" : "nack", tenants.size(), Seconds(took));

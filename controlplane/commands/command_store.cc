@@ -554,6 +554,7 @@ absl::StatusOr<bool> CommandStore::LeaderChanged(const AgentIdentity& agent, int
   std::vector<int64_t> moved;
   auto changed = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<bool> {
     moved.clear();
+    PendingEvents events;
     pqxx::work tx(c);
     auto mode = tx.exec_params("SELECT mode FROM agents WHERE id = $1::uuid AND cluster = $2",
                                agent.id, agent.cluster);
@@ -607,11 +608,11 @@ absl::StatusOr<bool> CommandStore::LeaderChanged(const AgentIdentity& agent, int
                                     others),
                        id, agent.id, agent.name);
       }
-      Settle(tx, id);
+      Settle(tx, id, events);
       moved.push_back(id);
     }
-    EventLog::Append(
-        tx, agent.cluster, agent.name, "agent.leader",
+    events.Add(
+        agent.cluster, agent.name, "agent.leader",
         absl::StrCat("agent ", agent.name, " leads cluster ", agent.cluster, " in epoch ", epoch,
                      before.empty() ? "" : absl::StrCat(" (after ", before, ")"),
                      moved.empty() ? ""
@@ -619,6 +620,7 @@ absl::StatusOr<bool> CommandStore::LeaderChanged(const AgentIdentity& agent, int
                                                   moved.size() == 1 ? " unfinished command moves"
                                                                     : " unfinished commands move",
                                                   " to it")));
+    events.AppendTo(tx);
     tx.commit();
     return true;
   });
@@ -630,7 +632,7 @@ absl::StatusOr<bool> CommandStore::LeaderChanged(const AgentIdentity& agent, int
   return true;
 }
 
-bool CommandStore::Settle(pqxx::transaction_base& tx, int64_t id) {
+bool CommandStore::Settle(pqxx::transaction_base& tx, int64_t id, PendingEvents& events) {
   std::vector<v1::CommandState> states;
   std::string first_error;
   for (const auto& r : tx.exec_params(
@@ -652,8 +654,8 @@ bool CommandStore::Settle(pqxx::transaction_base& tx, int64_t id) {
   if (updated.empty() || !IsTerminal(overall)) return !updated.empty();
   int done = 0;
   for (v1::CommandState s : states) done += s == v1::COMMAND_STATE_SUCCEEDED;
-  EventLog::Append(
-      tx, updated[0][0].as<std::string>(), "", "command.finished",
+  events.Add(
+      updated[0][0].as<std::string>(), "", "command.finished",
       absl::StrCat("command ", id, " (", updated[0][1].as<std::string>(), ") ",
                    CommandStateWord(overall), ": ", done, " of ", states.size(),
                    states.size() == 1 ? " agent" : " agents", " succeeded",
@@ -695,9 +697,11 @@ absl::StatusOr<v1::CommandStatus> CommandStore::Cancel(const std::string& id,
         "WHERE t.command_id = $1 AND t.state = 'queued' AND NOT EXISTS ("
         "  SELECT 1 FROM agents a WHERE a.id = t.agent_id AND NOT a.lost_reported)",
         *n);
-    Settle(tx, *n);
-    EventLog::Append(tx, cluster, "", "command.cancel_requested",
-                     absl::StrCat("command ", *n, " by ", who.empty() ? "?" : who));
+    PendingEvents events;
+    Settle(tx, *n, events);
+    events.Add(cluster, "", "command.cancel_requested",
+               absl::StrCat("command ", *n, " by ", who.empty() ? "?" : who));
+    events.AppendTo(tx);
     tx.commit();
     changed = true;
     return absl::OkStatus();
@@ -740,6 +744,7 @@ absl::StatusOr<std::vector<v1::Command>> CommandStore::Deliverable(const AgentId
   std::vector<std::pair<int64_t, std::string>> failed;  // id, cluster
   auto out = pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Command>> {
     pqxx::work tx(c);
+    PendingEvents events;
     // A run an older incarnation started is gone with its container: fail it.
     failed = EndParts(
         tx, agent.id,
@@ -755,7 +760,8 @@ absl::StatusOr<std::vector<v1::Command>> CommandStore::Deliverable(const AgentId
               absl::StrCat("the agent re-registered (incarnation ", agent.incarnation,
                            ") while incarnation ", r[1].as<int64_t>(),
                            " ran this command; its container was replaced, so the run is lost"));
-        });
+        },
+        events);
     std::vector<v1::Command> commands;
     for (const auto& r : tx.exec_params(
              "SELECT c.id, c.command::text, c.revision, c.cancel_requested, t.attempt, t.lines_stored "
@@ -771,6 +777,7 @@ absl::StatusOr<std::vector<v1::Command>> CommandStore::Deliverable(const AgentId
       command.set_lines_stored(r[5].as<int64_t>());
       commands.push_back(std::move(command));
     }
+    events.AppendTo(tx);
     tx.commit();
     return commands;
   });
@@ -875,7 +882,9 @@ absl::Status CommandStore::RecordUpdate(const AgentIdentity& agent,
         std::clamp(update.steps_total(), 0, 1'000'000), common::CutText(update.step(), 256),
         terminal_now, common::CutText(update.error(), 1024), common::PgTimestamp(now),
         agent.incarnation);
-    if (to != from) Settle(tx, *n);
+    PendingEvents events;
+    if (to != from) Settle(tx, *n, events);
+    events.AppendTo(tx);
     tx.commit();
     changed = true;
     if (terminal_now) finished = CommandStateWord(to);
@@ -895,6 +904,7 @@ absl::Status CommandStore::RecordReport(const AgentIdentity& agent, int64_t revi
   std::vector<std::pair<int64_t, std::string>> settled;
   auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
+    PendingEvents events;
     settled = EndParts(
         tx, agent.id,
         tx.exec_params(
@@ -911,7 +921,9 @@ absl::Status CommandStore::RecordReport(const AgentIdentity& agent, int64_t revi
           }
           return ok ? std::make_pair(std::string("succeeded"), std::string())
                     : std::make_pair(std::string("failed"), common::CutText(error, 1024));
-        });
+        },
+        events);
+    events.AppendTo(tx);
     tx.commit();
     return absl::OkStatus();
   });
@@ -928,6 +940,7 @@ absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::
   std::vector<std::pair<int64_t, std::string>> settled;
   auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::work tx(c);
+    PendingEvents events;
     settled = EndParts(tx, agent_id,
                        tx.exec_params("SELECT command_id FROM command_targets "
                                       "WHERE agent_id = $1::uuid AND finished_at IS NULL "
@@ -936,7 +949,9 @@ absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::
                        [&](const pqxx::row&) {
                          return std::make_pair(std::string("cancelled"),
                                                absl::StrCat("agent ", name, " was deleted"));
-                       });
+                       },
+                       events);
+    events.AppendTo(tx);
     tx.commit();
     return absl::OkStatus();
   });
@@ -951,7 +966,8 @@ absl::Status CommandStore::AgentDeleted(const std::string& agent_id, const std::
 
 std::vector<std::pair<int64_t, std::string>> CommandStore::EndParts(
     pqxx::transaction_base& tx, const std::string& agent_id, const pqxx::result& rows,
-    const std::function<std::pair<std::string, std::string>(const pqxx::row&)>& how) {
+    const std::function<std::pair<std::string, std::string>(const pqxx::row&)>& how,
+    PendingEvents& events) {
   std::vector<std::pair<int64_t, std::string>> ended;
   for (const auto& r : rows) {
     const int64_t id = r[0].as<int64_t>();
@@ -965,7 +981,7 @@ std::vector<std::pair<int64_t, std::string>> CommandStore::EndParts(
         "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL RETURNING 1",
         id, agent_id, state, error);
     if (done.empty()) continue;
-    Settle(tx, id);
+    Settle(tx, id, events);
     ended.emplace_back(id, command->cluster);
   }
   return ended;

@@ -120,14 +120,16 @@ class CommandStore {
  private:
   absl::StatusOr<v1::CommandStatus> Read(pqxx::transaction_base& tx, int64_t id);
   // Recomputes the command's state from its targets (the command row is locked by the
-  // caller); writes it, and the command.finished event, when it changed.
-  bool Settle(pqxx::transaction_base& tx, int64_t id);
+  // caller); writes it when it changed, and adds the command.finished event to `events`.
+  bool Settle(pqxx::transaction_base& tx, int64_t id, PendingEvents& events);
   // Ends `agent_id`'s part in each command of `rows` (first column: the command id, in id
   // order), each under its command's row lock as every writer takes it: `how(row)` gives the
-  // state and error. Returns (id, cluster) of each command whose part it ended.
+  // state and error; the events it causes go to `events`. Returns (id, cluster) of each
+  // command whose part it ended.
   std::vector<std::pair<int64_t, std::string>> EndParts(
       pqxx::transaction_base& tx, const std::string& agent_id, const pqxx::result& rows,
-      const std::function<std::pair<std::string, std::string>(const pqxx::row&)>& how);
+      const std::function<std::pair<std::string, std::string>(const pqxx::row&)>& how,
+      PendingEvents& events);
   // After a commit: tells the command's agents (`deliver`; all of the cluster's streams look,
   // or only `only_agent_id`'s) and its followers.
   void Published(int64_t id, const std::string& cluster, bool deliver,

@@ -34,12 +34,24 @@ EventLog::EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus)
 void EventLog::Append(pqxx::transaction_base& tx, const std::string& cluster,
                       const std::string& agent, const std::string& kind,
                       const std::string& message) {
-  tx.exec_params("SELECT pg_advisory_xact_lock($1)", common::kEventOrderLock);
+  tx.exec_params("SELECT pg_advisory_xact_lock_shared($1)", common::kEventOrderLock);
   const Actor& actor = CurrentActor();
   tx.exec_params(
       "INSERT INTO events (cluster, agent, kind, message, actor, peer) "
       "VALUES ($1, $2, $3, $4, $5, $6)",
       cluster, agent, kind, message, actor.who, actor.peer);
+}
+
+void PendingEvents::Add(std::string cluster, std::string agent, std::string kind,
+                        std::string message) {
+  events_.push_back({std::move(cluster), std::move(agent), std::move(kind), std::move(message)});
+}
+
+bool PendingEvents::AppendTo(pqxx::transaction_base& tx) {
+  for (const Pending& e : events_) EventLog::Append(tx, e.cluster, e.agent, e.kind, e.message);
+  const bool any = !events_.empty();
+  events_.clear();
+  return any;
 }
 
 absl::Status EventLog::Append(const std::string& cluster, const std::string& agent,
@@ -52,6 +64,19 @@ absl::Status EventLog::Append(const std::string& cluster, const std::string& age
   });
   if (st.ok()) Notify();
   return st;
+}
+
+int64_t EventLog::SettledId(pqxx::connection& c) {
+  // Taking the lock exclusively waits for every appender holding it shared (each has drawn its
+  // id or is about to) to commit or roll back, and keeps new ones from drawing meanwhile; the
+  // sequence then says up to where every id is settled. The lock is held for these statements
+  // only, so appenders wait at most for the ones already under way.
+  pqxx::work tx(c);
+  auto last = tx.exec(absl::StrCat(
+      "SELECT pg_advisory_xact_lock(", common::kEventOrderLock, "); "
+      "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_id_seq"));
+  tx.commit();
+  return last[0][0].as<int64_t>();
 }
 
 void EventLog::Notify() { bus_->Publish({Change::Kind::kEvent, "", "", 0}); }
@@ -81,15 +106,16 @@ absl::StatusOr<std::vector<v1::Event>> EventLog::Fetch(const EventFilter& filter
     if (prefix) kind_like.push_back('%');
   }
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<std::vector<v1::Event>> {
+    const int64_t settled = SettledId(c);
     pqxx::read_transaction tx(c);
     auto rows = tx.exec_params(
         "SELECT id, (extract(epoch FROM at) * 1000000)::bigint, cluster, agent, kind, message, "
         "       actor, peer "
         "FROM (SELECT * FROM events WHERE id > $1 AND ($2 = '' OR cluster = $2) "
-        "        AND ($5 = 0 OR id < $5) AND ($6 = '' OR kind LIKE $6) "
+        "        AND id <= $8 AND ($5 = 0 OR id < $5) AND ($6 = '' OR kind LIKE $6) "
         "        AND ($7 = '' OR actor = $7 OR split_part(actor, ':', 2) = $7) "
         "      ORDER BY CASE WHEN $4 THEN -id ELSE id END LIMIT $3) page ORDER BY id",
-        after_id, filter.cluster, limit, newest, before_id, kind_like, filter.actor);
+        after_id, filter.cluster, limit, newest, before_id, kind_like, filter.actor, settled);
     std::vector<v1::Event> out;
     for (const auto& r : rows) {
       v1::Event e;

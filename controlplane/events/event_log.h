@@ -47,16 +47,32 @@ struct EventFilter {
   std::string actor;  // a whole actor ("operator:ab12") or its id alone ("ab12")
 };
 
+// Events a transaction decides on as it goes (in a loop that still takes row locks), appended
+// together as its last statements, as EventLog::Append asks.
+class PendingEvents {
+ public:
+  void Add(std::string cluster, std::string agent, std::string kind, std::string message);
+  // Appends them in `tx` and forgets them; whether there were any (then call
+  // EventLog::Notify() after the commit).
+  bool AppendTo(pqxx::transaction_base& tx);
+
+ private:
+  struct Pending {
+    std::string cluster, agent, kind, message;
+  };
+  std::vector<Pending> events_;
+};
+
 class EventLog {
  public:
   // Publishes appends on `bus`.
   EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus);
 
-  // Adds an event inside the caller's transaction; call Notify() after the commit.
-  // Appends take a transaction-level lock so that event ids become visible in id order (a
-  // follower reading "id > last" then never skips one that commits late). Append only as the
-  // last statements of a transaction, so the lock is held briefly and never while waiting on
-  // row locks.
+  // Adds an event inside the caller's (read committed) transaction; call Notify() after the
+  // commit. Appenders hold a lock shared to their commit, so they never wait for each other;
+  // a reader takes it exclusively for a moment and reads only ids every appender is done with,
+  // so a follower reading "id > last" never skips an id that commits late. Append only as the
+  // last statements of a transaction: a reader waits for the appenders under way.
   static void Append(pqxx::transaction_base& tx, const std::string& cluster,
                      const std::string& agent, const std::string& kind,
                      const std::string& message);
@@ -84,6 +100,9 @@ class EventLog {
   // Up to `limit` events after after_id: the newest ones when `newest`, else the oldest ones.
   absl::StatusOr<std::vector<v1::Event>> Fetch(const EventFilter& filter, int64_t after_id,
                                                int64_t before_id, int limit, bool newest);
+
+  // The highest id below which every event is committed or rolled back for good.
+  static int64_t SettledId(pqxx::connection& c);
 
   common::PgPool* pool_;
   common::Clock* clock_;

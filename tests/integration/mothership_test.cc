@@ -115,7 +115,9 @@ class MothershipTest : public ::testing::Test {
     hello.mutable_hello()->set_agent_id(agent.agent_id());
     hello.mutable_hello()->set_incarnation(incarnation);
     const bool written = raw.stream->Write(hello);
-    if (!refused) EXPECT_TRUE(written);
+    if (!refused) {
+      EXPECT_TRUE(written);
+    }
     return raw;
   }
 

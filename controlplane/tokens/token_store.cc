@@ -20,12 +20,18 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-std::string TokenColumns() {
+// The columns TokenFromRow reads. Counting a token's uses reads one row per use, so a
+// registration (`all_uses` false) counts them only for a use-limited token, whose count is
+// bounded by its limit; an unlimited one shared by a whole fleet reads as 0 uses there.
+std::string TokenColumns(bool all_uses = true) {
+  const std::string count =
+      "(SELECT count(*) FROM bootstrap_token_uses u WHERE u.token_id = bootstrap_tokens.id)::int";
   return absl::StrCat("id, cluster, description, ", common::EpochMicrosSql("created_at"), ", ",
                       common::EpochMicrosSql("expires_at"), ", uses_allowed, ",
-                      "(SELECT count(*) FROM bootstrap_token_uses u "
-                      " WHERE u.token_id = bootstrap_tokens.id)::int AS uses, ",
-                      common::EpochMicrosSql("revoked_at"), ", array_to_string(names, ',')");
+                      all_uses ? count : absl::StrCat("CASE WHEN uses_allowed > 0 THEN ", count,
+                                                      " ELSE 0 END"),
+                      " AS uses, ", common::EpochMicrosSql("revoked_at"),
+                      ", array_to_string(names, ',')");
 }
 
 // A name pattern: what an agent name may hold, plus the glob wildcards * and ?.
@@ -185,7 +191,8 @@ absl::StatusOr<v1::BootstrapToken> TokenStore::FindBootstrap(pqxx::transaction_b
                                                              const std::string& secret,
                                                              absl::Time now) {
   auto rows = tx.exec_params(
-      absl::StrCat("SELECT ", TokenColumns(), " FROM bootstrap_tokens WHERE secret_hash = $1"),
+      absl::StrCat("SELECT ", TokenColumns(/*all_uses=*/false),
+                   " FROM bootstrap_tokens WHERE secret_hash = $1"),
       common::HashSecret(secret));
   if (rows.empty()) return absl::UnauthenticatedError("bootstrap token is not valid");
   return TokenFromRow(rows[0], now);

@@ -49,7 +49,7 @@ class TokenStore {
 
   // Inside the caller's transaction: finds the token by its secret, without locking it (many
   // agents register with one token at once). kUnauthenticated when no such token exists. The
-  // state says whether it may be used.
+  // state says whether it may be used; uses are counted only for a use-limited token.
   static absl::StatusOr<v1::BootstrapToken> FindBootstrap(pqxx::transaction_base& tx,
                                                           const std::string& secret,
                                                           absl::Time now);

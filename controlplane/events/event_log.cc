@@ -34,12 +34,12 @@ EventLog::EventLog(common::PgPool* pool, common::Clock* clock, ChangeBus* bus)
 void EventLog::Append(pqxx::transaction_base& tx, const std::string& cluster,
                       const std::string& agent, const std::string& kind,
                       const std::string& message) {
-  tx.exec_params("SELECT pg_advisory_xact_lock_shared($1)", common::kEventOrderLock);
   const Actor& actor = CurrentActor();
+  // The lock is taken before the id is drawn: the function in FROM runs before the row is made.
   tx.exec_params(
       "INSERT INTO events (cluster, agent, kind, message, actor, peer) "
-      "VALUES ($1, $2, $3, $4, $5, $6)",
-      cluster, agent, kind, message, actor.who, actor.peer);
+      "SELECT $1, $2, $3, $4, $5, $6 FROM pg_advisory_xact_lock_shared($7)",
+      cluster, agent, kind, message, actor.who, actor.peer, common::kEventOrderLock);
 }
 
 void PendingEvents::Add(std::string cluster, std::string agent, std::string kind,

@@ -422,32 +422,48 @@ absl::StatusOr<AgentPageToken> AgentPageToken::Decode(const std::string& token) 
 }
 
 absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
+                                             v1::AgentStatus status,
                                              const AgentPageToken& after, int limit) {
   // A cluster filter is a cluster's name: anything else could only match nothing.
   if (!cluster.empty()) {
     if (auto st = common::ValidateIdentifier("cluster", cluster); !st.ok()) return st;
   }
   const absl::Time now = clock_->Now();
+  const bool filtered = status != v1::AGENT_STATUS_UNSPECIFIED;
   return pool_->Run([&](pqxx::connection& c) -> absl::StatusOr<AgentPage> {
     pqxx::read_transaction tx(c);
     AgentPage page;
-    // One more than asked for says whether another page follows.
-    auto rows = tx.exec_params(
-        absl::StrCat("SELECT ", AgentColumns(),
-                     " FROM agents WHERE ($1 = '' OR cluster = $1) AND (cluster, name) > ($2, $3)"
-                     " ORDER BY cluster, name LIMIT $4"),
-        cluster, after.cluster, after.name, limit + 1);
-    for (const auto& r : rows) {
-      if (static_cast<int>(page.agents.size()) == limit) {
-        page.more = true;
+    AgentPageToken cursor = after;
+    int scanned = 0;
+    for (;;) {
+      // One more than asked for says whether another page follows.
+      const int chunk = filtered ? std::min(limit, kAgentsScanned - scanned) : limit;
+      auto rows = tx.exec_params(
+          absl::StrCat("SELECT ", AgentColumns(),
+                       " FROM agents WHERE ($1 = '' OR cluster = $1) AND (cluster, name) > ($2, $3)"
+                       " ORDER BY cluster, name LIMIT $4"),
+          cluster, cursor.cluster, cursor.name, chunk + 1);
+      int taken = 0;
+      for (const auto& r : rows) {
+        if (taken == chunk || static_cast<int>(page.agents.size()) == limit) {
+          page.more = true;
+          break;
+        }
+        ++taken;
+        v1::Agent agent = AgentFromRow(r, now, heartbeat_ttl_, started_at_);
+        WithLatestSighting(&agent, now);
+        cursor = AgentPageToken{agent.cluster(), agent.name()};
+        if (!filtered || agent.status() == status) page.agents.push_back(std::move(agent));
+      }
+      scanned += taken;
+      // Full, at the end, or — filtered — out of the agents one call may look at.
+      if (!page.more || static_cast<int>(page.agents.size()) == limit || !filtered ||
+          scanned >= kAgentsScanned) {
         break;
       }
-      page.agents.push_back(AgentFromRow(r, now, heartbeat_ttl_, started_at_));
-      WithLatestSighting(&page.agents.back(), now);
+      page.more = false;
     }
-    if (!page.agents.empty()) {
-      page.next = AgentPageToken{page.agents.back().cluster(), page.agents.back().name()};
-    }
+    page.next = cursor;
     return page;
   });
 }

@@ -67,6 +67,9 @@ inline constexpr int kDefaultAgentsPage = 200;
 // a page of 500 stays inside gRPC's default 4 MiB message.
 inline constexpr int kMaxAgentsPage = 500;
 
+// The most agents one filtered List looks at.
+inline constexpr int kAgentsScanned = 5000;
+
 struct AgentPage {
   std::vector<v1::Agent> agents;
   bool more = false;     // agents follow this page
@@ -109,9 +112,12 @@ class AgentRegistry {
   // agents had no mothership to heartbeat to.
   absl::Status SweepLost();
 
-  // One page of agents (of `cluster` unless empty) after `after`, by cluster and name.
-  absl::StatusOr<AgentPage> List(const std::string& cluster, const AgentPageToken& after,
-                                 int limit);
+  // One page of at most `limit` agents after `after`, by cluster and name: of `cluster` unless
+  // empty, in `status` unless unspecified. A status is judged here, not stored, so a filtered
+  // page is read in chunks and stops after kAgentsScanned agents: it may come back short, even
+  // empty, with `more` set.
+  absl::StatusOr<AgentPage> List(const std::string& cluster, v1::AgentStatus status,
+                                 const AgentPageToken& after, int limit);
   // kNotFound for an unknown name.
   absl::StatusOr<v1::Agent> Get(const std::string& name);
   absl::StatusOr<v1::Agent> Delete(const std::string& name);

@@ -194,10 +194,14 @@ class ControlServiceImpl final
                           absl::StrCat("page_size must be between 0 (", kDefaultAgentsPage,
                                        ") and ", kMaxAgentsPage));
     }
+    if (!v1::AgentStatus_IsValid(request->status())) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("status ", request->status(), " is not an agent status"));
+    }
     auto after = AgentPageToken::Decode(request->page_token());
     if (!after.ok()) return ToGrpcStatus(after.status());
     auto page = deps_->agents->List(
-        request->cluster(), *after,
+        request->cluster(), request->status(), *after,
         request->page_size() == 0 ? kDefaultAgentsPage : request->page_size());
     if (!page.ok()) return ToGrpcStatus(page.status());
     for (auto& a : page->agents) *response->add_agents() = std::move(a);

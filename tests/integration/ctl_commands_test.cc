@@ -141,12 +141,14 @@ class ScriptedControl final : public v1::ControlService::Service {
     absl::MutexLock lock(&mu_);
     agent_pages_.push_back(*request);
     int from = request->page_token().empty() ? 0 : std::stoi(request->page_token());
-    for (int i = from; i < std::min(from + 2, 5); ++i) {
+    // Pages of two, or fewer when asked.
+    const int to = std::min({from + 2, from + std::max(request->page_size(), 1), 5});
+    for (int i = from; i < to; ++i) {
       auto* a = response->add_agents();
       a->set_name(absl::StrCat("a000", i));
       a->set_cluster("shop");
     }
-    if (from + 2 < 5) response->set_next_page_token(absl::StrCat(from + 2));
+    if (to < 5) response->set_next_page_token(absl::StrCat(to));
     return grpc::Status::OK;
   }
 
@@ -394,6 +396,21 @@ TEST_F(CtlCommandsTest, AgentsAndEventsAreFetchedPageByPageAndPrintedAsOneList) 
   EXPECT_EQ(pages[1].page_token(), "2");
   EXPECT_EQ(pages[2].page_token(), "4");
   for (const auto& p : pages) EXPECT_EQ(p.cluster(), "shop");
+
+  // --limit stops paging once it has its agents; --status goes to the mothership.
+  ASSERT_EQ(Ctl({"-o", "json", "get", "agents", "--status", "lost", "--limit", "3"}, &out, &err),
+            0)
+      << err;
+  const nlohmann::json three = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_EQ(three["agents"].size(), 3u) << out;
+  EXPECT_EQ(three["agents"][2]["name"], "a0002");
+  pages = control_.agent_pages();
+  ASSERT_EQ(pages.size(), 5u);
+  EXPECT_EQ(pages[3].page_size(), 3);
+  EXPECT_EQ(pages[4].page_size(), 1);
+  for (int i = 3; i < 5; ++i) EXPECT_EQ(pages[i].status(), v1::AGENT_STATUS_LOST);
+  EXPECT_EQ(Ctl({"get", "agents", "--status", "sleepy"}, &out, &err), 2);
+  EXPECT_NE(err.find("--status"), std::string::npos) << err;
 
   // 1,500 of the newest events: two pages, the second before the first's oldest, printed
   // oldest first.

@@ -935,6 +935,56 @@ class LinkRunner {
   std::thread thread_;
 };
 
+// `get agents --status`: the filter is applied by the mothership, page by page, and the pages
+// neither repeat nor skip an agent.
+TEST_F(MothershipTest, AgentsFilterByStatusAcrossPages) {
+  auto token = CreateToken("shop");
+  v1::RegisterResponse resp;
+  for (const char* name : {"web-0", "web-2", "web-3", "web-4", "web-5"}) {
+    ASSERT_TRUE(Register(token.secret(), name, &resp).ok());
+  }
+  testing::TempDir agent_dir;
+  LinkRunner runner(absl::StrCat("127.0.0.1:", mothership_->port()), token.secret(),
+                    agent_dir.path());
+  ASSERT_TRUE(PollUntil([&] {
+    clock_.Advance(absl::Milliseconds(250));
+    return GetAgent("web-1").status() == v1::AGENT_STATUS_HEALTHY;
+  }));
+  auto names = [&](v1::AgentStatus status, int page_size) {
+    std::vector<std::string> out;
+    v1::ListAgentsRequest req;
+    req.set_status(status);
+    req.set_page_size(page_size);
+    int calls = 0;
+    do {
+      v1::ListAgentsResponse page;
+      auto ctx = Operator();
+      grpc::Status st = control_->ListAgents(ctx.get(), req, &page);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_LE(page.agents_size(), page_size);
+      for (const auto& a : page.agents()) {
+        EXPECT_EQ(a.status(), status) << a.name();
+        out.push_back(a.name());
+      }
+      req.set_page_token(page.next_page_token());
+    } while (!req.page_token().empty() && ++calls < 100);
+    return out;
+  };
+  EXPECT_EQ(names(v1::AGENT_STATUS_HEALTHY, 1), std::vector<std::string>{"web-1"});
+  EXPECT_EQ(names(v1::AGENT_STATUS_REGISTERED, 2),
+            (std::vector<std::string>{"web-0", "web-2", "web-3", "web-4", "web-5"}));
+  EXPECT_EQ(names(v1::AGENT_STATUS_LOST, 3), std::vector<std::string>{});
+  runner.Stop();
+
+  v1::ListAgentsRequest req;
+  req.set_status(static_cast<v1::AgentStatus>(42));
+  v1::ListAgentsResponse page;
+  auto ctx = Operator();
+  grpc::Status st = control_->ListAgents(ctx.get(), req, &page);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "status 42 is not an agent status");
+}
+
 TEST_F(MothershipTest, HeartbeatsMakeAnAgentHealthyAndSilenceMakesItLost) {
   auto token = CreateToken("shop");
   testing::TempDir agent_dir;

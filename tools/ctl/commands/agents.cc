@@ -81,33 +81,50 @@ void PrintAgentDetails(const v1::Agent& resp, std::ostream& out) {
 }
 
 struct AgentArgs {
-  std::string cluster, name;
+  std::string cluster, name, status;
+  int limit = 0;
 };
+
+v1::AgentStatus StatusNamed(const std::string& word) {
+  if (word == "registered") return v1::AGENT_STATUS_REGISTERED;
+  if (word == "healthy") return v1::AGENT_STATUS_HEALTHY;
+  if (word == "lost") return v1::AGENT_STATUS_LOST;
+  if (word == "unknown") return v1::AGENT_STATUS_UNKNOWN;
+  return v1::AGENT_STATUS_UNSPECIFIED;
+}
 
 }  // namespace
 
 void AddAgentCommands(CommandTree& tree) {
   auto args = std::make_shared<AgentArgs>();
   tree.args->push_back(args);
-  auto& [cluster, name] = *args;
+  auto& [cluster, name, status, limit] = *args;
   // get
-  auto* get_agents = tree.get->add_subcommand("agents", "list agents with status, last seen, incarnation");
+  auto* get_agents = tree.get->add_subcommand(
+      "agents", "list agents with status, last seen, incarnation (every page, unless --limit)");
   get_agents->add_option("--cluster", cluster, "only this cluster");
+  get_agents->add_option("--status", status, "only agents in this status")
+      ->check(CLI::IsMember({"registered", "healthy", "lost", "unknown"}));
+  get_agents->add_option("--limit", limit, "at most this many agents (0: all)")
+      ->check(CLI::Range(0, 1'000'000));
   get_agents->callback([&] {
     *tree.action = [&](Session& s) {
       // Page by page; printed as one list.
       v1::ListAgentsResponse all;
       v1::ListAgentsRequest req;
       req.set_cluster(cluster);
-      req.set_page_size(500);  // the most a page holds: fewer round trips for a large fleet
+      req.set_status(StatusNamed(status));
+      constexpr int kPage = 500;  // the most a page holds: fewer round trips for a large fleet
       do {
+        const int left = limit - all.agents_size();
+        req.set_page_size(limit > 0 ? std::min(kPage, left) : kPage);
         v1::ListAgentsResponse page;
         auto ctx = s.Context();
         grpc::Status st = s.stub->ListAgents(ctx.get(), req, &page);
         if (!st.ok()) return st;
         for (auto& a : *page.mutable_agents()) *all.add_agents() = std::move(a);
         req.set_page_token(page.next_page_token());
-      } while (!req.page_token().empty());
+      } while (!req.page_token().empty() && (limit == 0 || all.agents_size() < limit));
       if (s.table()) {
         std::vector<const v1::Agent*> agents;
         for (const auto& a : all.agents()) agents.push_back(&a);

@@ -23,20 +23,21 @@ absl::Status CheckTransition(v1::CommandState from, v1::CommandState to) {
 }
 
 v1::CommandState OverallState(const std::vector<v1::CommandState>& agents) {
-  bool all_done = true, all_queued = true, any_failed = false, any_cancelled = false;
+  PartsShape parts;
   for (v1::CommandState s : agents) {
-    all_done = all_done && IsTerminal(s);
-    all_queued = all_queued && s == v1::COMMAND_STATE_QUEUED;
-    any_failed = any_failed || s == v1::COMMAND_STATE_FAILED;
-    any_cancelled = any_cancelled || s == v1::COMMAND_STATE_CANCELLED;
+    parts.open = parts.open || !IsTerminal(s);
+    parts.begun = parts.begun || s != v1::COMMAND_STATE_QUEUED;
+    parts.failed = parts.failed || s == v1::COMMAND_STATE_FAILED;
+    parts.cancelled = parts.cancelled || s == v1::COMMAND_STATE_CANCELLED;
   }
-  if (agents.empty()) return v1::COMMAND_STATE_SUCCEEDED;
-  if (all_done) {
-    if (any_failed) return v1::COMMAND_STATE_FAILED;
-    if (any_cancelled) return v1::COMMAND_STATE_CANCELLED;
-    return v1::COMMAND_STATE_SUCCEEDED;
-  }
-  return all_queued ? v1::COMMAND_STATE_QUEUED : v1::COMMAND_STATE_RUNNING;
+  return OverallStateOf(parts);
+}
+
+v1::CommandState OverallStateOf(const PartsShape& parts) {
+  if (parts.open) return parts.begun ? v1::COMMAND_STATE_RUNNING : v1::COMMAND_STATE_QUEUED;
+  if (parts.failed) return v1::COMMAND_STATE_FAILED;
+  if (parts.cancelled) return v1::COMMAND_STATE_CANCELLED;
+  return v1::COMMAND_STATE_SUCCEEDED;  // every agent succeeded, or there are none
 }
 
 }  // namespace tether::controlplane

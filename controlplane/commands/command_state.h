@@ -24,4 +24,13 @@ absl::Status CheckTransition(v1::CommandState from, v1::CommandState to);
 // agent succeeded (or there are none); queued while no agent has started; running otherwise.
 v1::CommandState OverallState(const std::vector<v1::CommandState>& agents);
 
+// The same from what the parts' states show, not the states themselves.
+struct PartsShape {
+  bool open = false;       // some agent is queued or running
+  bool begun = false;      // some agent is past queued
+  bool failed = false;     // some agent failed
+  bool cancelled = false;  // some agent was cancelled
+};
+v1::CommandState OverallStateOf(const PartsShape& parts);
+
 }  // namespace tether::controlplane

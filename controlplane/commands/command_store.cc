@@ -633,32 +633,44 @@ absl::StatusOr<bool> CommandStore::LeaderChanged(const AgentIdentity& agent, int
 }
 
 bool CommandStore::Settle(pqxx::transaction_base& tx, int64_t id, PendingEvents& events) {
-  std::vector<v1::CommandState> states;
-  std::string first_error;
-  for (const auto& r : tx.exec_params(
-           "SELECT state, agent_name, error FROM command_targets WHERE command_id = $1 "
-           "ORDER BY finished_at NULLS LAST, agent_name",
-           id)) {
-    const v1::CommandState s = ParseCommandState(r[0].as<std::string>());
-    states.push_back(s);
-    if (first_error.empty() && s == v1::COMMAND_STATE_FAILED) {
-      first_error = absl::StrCat(r[1].as<std::string>(), ": ", r[2].as<std::string>());
-    }
+  // Index probes only while parts are open (an apply to a whole fleet settles once per ack);
+  // every part is read once, when the last one has ended.
+  auto probe = tx.exec_params1(
+      "SELECT EXISTS (SELECT 1 FROM command_targets WHERE command_id = $1 "
+      "               AND state IN ('queued', 'running')), "
+      "       EXISTS (SELECT 1 FROM command_targets WHERE command_id = $1 AND state <> 'queued'), "
+      "       (SELECT agent_name || ': ' || error FROM command_targets "
+      "        WHERE command_id = $1 AND state = 'failed' "
+      "        ORDER BY finished_at NULLS LAST, agent_name LIMIT 1)",
+      id);
+  PartsShape shape;
+  shape.open = probe[0].as<bool>();
+  shape.begun = probe[1].as<bool>();
+  const std::string first_error = probe[2].is_null() ? "" : probe[2].as<std::string>();
+  shape.failed = !first_error.empty();
+  int done = 0, parts = 0;
+  if (!shape.open) {
+    auto ended = tx.exec_params1(
+        "SELECT count(*) FILTER (WHERE state = 'succeeded'), "
+        "       count(*) FILTER (WHERE state = 'cancelled'), count(*) "
+        "FROM command_targets WHERE command_id = $1",
+        id);
+    done = ended[0].as<int>();
+    shape.cancelled = ended[1].as<int>() > 0;
+    parts = ended[2].as<int>();
   }
-  const v1::CommandState overall = OverallState(states);
+  const v1::CommandState overall = OverallStateOf(shape);
   auto updated = tx.exec_params(
       "UPDATE commands SET state = $2, error = $3, "
       "finished_at = CASE WHEN $4 THEN coalesce(finished_at, now()) END "
       "WHERE id = $1 AND state <> $2 RETURNING cluster, summary",
       id, CommandStateWord(overall), common::CutText(first_error, 1024), IsTerminal(overall));
   if (updated.empty() || !IsTerminal(overall)) return !updated.empty();
-  int done = 0;
-  for (v1::CommandState s : states) done += s == v1::COMMAND_STATE_SUCCEEDED;
   events.Add(
       updated[0][0].as<std::string>(), "", "command.finished",
       absl::StrCat("command ", id, " (", updated[0][1].as<std::string>(), ") ",
-                   CommandStateWord(overall), ": ", done, " of ", states.size(),
-                   states.size() == 1 ? " agent" : " agents", " succeeded",
+                   CommandStateWord(overall), ": ", done, " of ", parts,
+                   parts == 1 ? " agent" : " agents", " succeeded",
                    first_error.empty() ? "" : absl::StrCat("; ", first_error)));
   return true;
 }

@@ -52,5 +52,21 @@ TEST(CommandStateTest, TheOverallStateFollowsTheAgents) {
   EXPECT_EQ(OverallState({kCancelled, kFailed}), kFailed);
 }
 
+// What the store reads of a command's parts (whether any is open, has begun, failed, was
+// cancelled) decides the state as the parts' states do.
+TEST(CommandStateTest, TheShapeOfThePartsDecidesTheState) {
+  auto of = [](bool open, bool begun, bool failed, bool cancelled) {
+    return OverallStateOf(PartsShape{open, begun, failed, cancelled});
+  };
+  EXPECT_EQ(of(false, false, false, false), kSucceeded);  // no parts
+  EXPECT_EQ(of(true, false, false, false), kQueued);
+  EXPECT_EQ(of(true, true, false, false), kRunning);
+  EXPECT_EQ(of(true, true, true, false), kRunning);  // not done until every agent is
+  EXPECT_EQ(of(false, true, false, false), kSucceeded);
+  EXPECT_EQ(of(false, true, true, false), kFailed);
+  EXPECT_EQ(of(false, true, false, true), kCancelled);
+  EXPECT_EQ(of(false, true, true, true), kFailed);
+}
+
 }  // namespace
 }  // namespace tether::controlplane

@@ -90,6 +90,7 @@ class Mothership {
   std::unique_ptr<CommandStore> commands_;
   std::unique_ptr<StoreSessionBackend> session_backend_;
   std::unique_ptr<common::WorkPool> blocking_;
+  std::unique_ptr<common::WorkPool> heartbeats_;
   std::unique_ptr<Admission> admission_;
   std::thread housekeeping_;
 };

@@ -121,7 +121,12 @@ class ConnectReactor final
     }
     if (closing_) return;
     ++jobs_;
-    deps_->blocking->Submit([this, message = in_, actor = actor_] {
+    // A stream's next read starts only when this job ends, so its messages stay in order
+    // whichever pool takes each.
+    common::WorkPool* pool = in_.has_heartbeat() && deps_->heartbeats != nullptr
+                                 ? deps_->heartbeats
+                                 : deps_->blocking;
+    pool->Submit([this, message = in_, actor = actor_] {
       // The session runs outside our lock: it calls Send/Close, which take it. session_ was
       // set before the first read and never changes.
       ScopedActor scoped(actor);  // what it records is the agent's doing

@@ -39,6 +39,10 @@ struct AgentServiceDeps {
   Admission* admission = nullptr;
   // Runs the database work of streams (credential checks, acks) off gRPC's callback threads.
   common::WorkPool* blocking = nullptr;
+  // Takes heartbeats, which touch memory only, so that the database work of a fleet connecting
+  // at once never delays them past the TTL (at 50,000 agents it did: heartbeating agents were
+  // shown lost). Null: `blocking` takes them too.
+  common::WorkPool* heartbeats = nullptr;
   // Messages a stream may hold unwritten before its peer counts as not reading and the stream
   // is closed with RESOURCE_EXHAUSTED. An agent reads as it goes; bursts (a reconnect's queued
   // commands) are far below this.

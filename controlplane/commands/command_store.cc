@@ -915,26 +915,50 @@ absl::Status CommandStore::RecordReport(const AgentIdentity& agent, int64_t revi
                                         const std::string& error) {
   std::vector<std::pair<int64_t, std::string>> settled;
   auto st = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    settled.clear();
     pqxx::work tx(c);
     PendingEvents events;
-    settled = EndParts(
-        tx, agent.id,
-        tx.exec_params(
-            "SELECT t.command_id, c.revision FROM command_targets t "
-            "JOIN commands c ON c.id = t.command_id "
-            "WHERE t.agent_id = $1::uuid AND t.finished_at IS NULL AND c.kind = 'apply' "
-            "AND c.revision <= $2 ORDER BY t.command_id",
-            agent.id, revision),
-        [&](const pqxx::row& r) {
-          if (r[1].as<int64_t>() != revision) {
-            return std::make_pair(std::string("cancelled"),
-                                  absl::StrCat("superseded by revision ", revision,
-                                               " before this agent reconciled it"));
-          }
-          return ok ? std::make_pair(std::string("succeeded"), std::string())
-                    : std::make_pair(std::string("failed"), common::CutText(error, 1024));
-        },
-        events);
+    // An apply has a part for every agent of the cluster, and each ends with its agent's ack:
+    // the command's row is locked only by whoever may end the last open part, not by every ack
+    // (at 50,000 agents the acks queued on it, one commit at a time, for minutes).
+    for (const auto& r : tx.exec_params(
+             "SELECT t.command_id, c.revision, c.cluster FROM command_targets t "
+             "JOIN commands c ON c.id = t.command_id "
+             "WHERE t.agent_id = $1::uuid AND t.finished_at IS NULL AND c.kind = 'apply' "
+             "AND c.revision <= $2 ORDER BY t.command_id",
+             agent.id, revision)) {
+      const int64_t id = r[0].as<int64_t>();
+      const bool superseded = r[1].as<int64_t>() != revision;
+      auto ended = tx.exec_params(
+          "UPDATE command_targets SET state = $3, error = $4, finished_at = now(), "
+          "started_at = coalesce(started_at, now()) "
+          "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL RETURNING 1",
+          id, agent.id,
+          superseded ? "cancelled" : ok ? "succeeded" : "failed",
+          superseded ? absl::StrCat("superseded by revision ", revision,
+                                    " before this agent reconciled it")
+          : ok       ? std::string()
+                     : common::CutText(error, 1024));
+      if (ended.empty()) continue;
+      settled.emplace_back(id, r[2].as<std::string>());
+      // An open part no transaction holds will end with an ack of its own, which settles the
+      // command then; meanwhile the command only has to say it runs. A part another transaction
+      // holds may be ending this moment: then both settle, in turn under the command's lock,
+      // so the last end is never left unsettled.
+      const bool others_open = !tx.exec_params("SELECT 1 FROM command_targets "
+                                               "WHERE command_id = $1 AND state IN "
+                                               "('queued', 'running') "
+                                               "LIMIT 1 FOR SHARE SKIP LOCKED",
+                                               id)
+                                    .empty();
+      if (others_open) {
+        tx.exec_params("UPDATE commands SET state = 'running' WHERE id = $1 AND state = 'queued'",
+                       id);
+        continue;
+      }
+      if (!LockCommand(tx, id)) continue;
+      Settle(tx, id, events);
+    }
     events.AppendTo(tx);
     tx.commit();
     return absl::OkStatus();

@@ -743,5 +743,45 @@ TEST_F(CommandStoreTest, AnApplyCommandEndsWithEachAgentsAckOrNack) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// Every agent of a cluster acks an apply at the same moment: the command ends once, when the
+// last ack is in, with every part's end and one command.finished event.
+TEST_F(CommandStoreTest, AnApplyAckedByManyAgentsAtOnceEndsOnce) {
+  constexpr int kAgents = 24;
+  std::vector<RawAgent*> agents;
+  for (int i = 0; i < kAgents; ++i) agents.push_back(AddAgent(absl::StrCat("web-", i)));
+  const auto applied = ApplySpec();
+  for (RawAgent* a : agents) a->Connect();
+  ASSERT_TRUE(PollUntil([&] {
+    for (RawAgent* a : agents) {
+      if (a->Received().size() < 2) return false;
+    }
+    return true;
+  }));
+  EXPECT_EQ(Get(applied.command_id()).state(), v1::COMMAND_STATE_QUEUED);
+  std::vector<std::thread> acks;
+  for (int i = 0; i < kAgents; ++i) {
+    acks.emplace_back([&, i] {
+      v1::AgentMessage message;
+      if (i == 7) {
+        message.mutable_nack()->set_revision(applied.revision());
+        message.mutable_nack()->set_error("globex: syntax error");
+      } else {
+        message.mutable_ack()->set_revision(applied.revision());
+      }
+      EXPECT_TRUE(agents[i]->Send(message));
+    });
+  }
+  for (auto& t : acks) t.join();
+  ASSERT_TRUE(PollUntil([&] {
+    return Get(applied.command_id()).state() == v1::COMMAND_STATE_FAILED;
+  }));
+  const v1::CommandStatus status = Get(applied.command_id());
+  int succeeded = 0;
+  for (const auto& t : status.targets()) succeeded += t.state() == v1::COMMAND_STATE_SUCCEEDED;
+  EXPECT_EQ(succeeded, kAgents - 1);
+  EXPECT_EQ(status.error(), "web-7: globex: syntax error");
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind = 'command.finished'"), 1);
+}
+
 }  // namespace
 }  // namespace tether::controlplane

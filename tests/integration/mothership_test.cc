@@ -72,6 +72,23 @@ class MothershipTest : public ::testing::Test {
     return ctx;
   }
 
+  // Every agent ListAgents returns for `req`, page after page (at most 100), each page no
+  // larger than asked.
+  std::vector<v1::Agent> AllPages(v1::ListAgentsRequest req) {
+    std::vector<v1::Agent> agents;
+    int calls = 0;
+    do {
+      v1::ListAgentsResponse page;
+      auto ctx = Operator();
+      grpc::Status st = control_->ListAgents(ctx.get(), req, &page);
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_LE(page.agents_size(), req.page_size() == 0 ? 200 : req.page_size());
+      for (const auto& a : page.agents()) agents.push_back(a);
+      req.set_page_token(page.next_page_token());
+    } while (!req.page_token().empty() && ++calls < 100);
+    return agents;
+  }
+
   v1::CreateBootstrapTokenResponse CreateToken(const std::string& cluster, absl::Duration ttl = {},
                                                int uses = 0) {
     v1::CreateBootstrapTokenRequest req;
@@ -627,20 +644,11 @@ TEST_F(MothershipTest, AgentsAndEventsComeInPagesThatNeverRepeatOrSkip) {
     ASSERT_TRUE(Register(bar.secret(), absl::StrCat("db-", i), &resp).ok());
   }
   auto all_pages = [&](const std::string& cluster, int page_size) {
-    std::vector<std::string> names;
     v1::ListAgentsRequest req;
     req.set_cluster(cluster);
     req.set_page_size(page_size);
-    int calls = 0;
-    do {
-      v1::ListAgentsResponse page;
-      auto ctx = Operator();
-      grpc::Status st = control_->ListAgents(ctx.get(), req, &page);
-      EXPECT_TRUE(st.ok()) << st.error_message();
-      EXPECT_LE(page.agents_size(), page_size == 0 ? 200 : page_size);
-      for (const auto& a : page.agents()) names.push_back(a.cluster() + "/" + a.name());
-      req.set_page_token(page.next_page_token());
-    } while (!req.page_token().empty() && ++calls < 100);
+    std::vector<std::string> names;
+    for (const auto& a : AllPages(req)) names.push_back(a.cluster() + "/" + a.name());
     return names;
   };
   const std::vector<std::string> bar_names = {"bar/db-0", "bar/db-1", "bar/db-2", "bar/db-3",
@@ -951,23 +959,14 @@ TEST_F(MothershipTest, AgentsFilterByStatusAcrossPages) {
     return GetAgent("web-1").status() == v1::AGENT_STATUS_HEALTHY;
   }));
   auto names = [&](v1::AgentStatus status, int page_size) {
-    std::vector<std::string> out;
     v1::ListAgentsRequest req;
     req.set_status(status);
     req.set_page_size(page_size);
-    int calls = 0;
-    do {
-      v1::ListAgentsResponse page;
-      auto ctx = Operator();
-      grpc::Status st = control_->ListAgents(ctx.get(), req, &page);
-      EXPECT_TRUE(st.ok()) << st.error_message();
-      EXPECT_LE(page.agents_size(), page_size);
-      for (const auto& a : page.agents()) {
-        EXPECT_EQ(a.status(), status) << a.name();
-        out.push_back(a.name());
-      }
-      req.set_page_token(page.next_page_token());
-    } while (!req.page_token().empty() && ++calls < 100);
+    std::vector<std::string> out;
+    for (const auto& a : AllPages(req)) {
+      EXPECT_EQ(a.status(), status) << a.name();
+      out.push_back(a.name());
+    }
     return out;
   };
   EXPECT_EQ(names(v1::AGENT_STATUS_HEALTHY, 1), std::vector<std::string>{"web-1"});

@@ -46,7 +46,7 @@ AgentSession::AgentSession(AgentIdentity identity, AgentSessionBackend* backend,
 
 AgentSession::~AgentSession() = default;
 
-void AgentSession::Detach() {
+void AgentSession::Detach(const std::string& why) {
   uint64_t handle = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -56,7 +56,8 @@ void AgentSession::Detach() {
   }
   if (handle != 0) {
     streams_->Remove(identity_.id, handle);
-    spdlog::info("agent stream closed name={} id={}", identity_.name, identity_.id);
+    spdlog::info("agent stream closed name={} id={} reason=\"{}\"", identity_.name, identity_.id,
+                 absl::CHexEscape(why));
   }
 }
 

@@ -88,8 +88,8 @@ class AgentSession final : public AgentStream,
   // One message from the agent. A non-OK status is why the stream must end (a first message
   // that is not Hello, a Hello for another identity, a superseded incarnation).
   absl::Status OnMessage(const v1::AgentMessage& message);
-  // The stream is gone: forget the outbox and leave the registry.
-  void Detach();
+  // The stream is gone: forget the outbox and leave the registry. `why` goes to the log.
+  void Detach(const std::string& why = "");
 
   // AgentStream.
   void Close(const absl::Status& status) override;

@@ -157,12 +157,21 @@ class ConnectReactor final
 
   void OnDone() override {
     std::shared_ptr<AgentSession> session;
+    std::string why;
     {
       absl::MutexLock lock(&mu_);
       session = session_;
+      // Ours to say when we closed it; otherwise the agent ended it, or the connection went
+      // (a reset, a keepalive unanswered).
+      why = !closing_               ? "the connection was lost or cancelled"
+            : final_.ok()           ? "the agent closed it"
+                                    : absl::StrCat(absl::StatusCodeToString(
+                                                       static_cast<absl::StatusCode>(
+                                                           final_.error_code())),
+                                                   ": ", final_.error_message());
     }
     // Before anything can be deleted: no registry or bus call may reach us after this.
-    if (session != nullptr) session->Detach();
+    if (session != nullptr) session->Detach(why);
     bool last;
     {
       absl::MutexLock lock(&mu_);

@@ -95,6 +95,19 @@ struct LockedCommand {
   int64_t revision = 0;
 };
 
+// Ends `agent_id`'s part of command `id` as `state` with `error`, unless it has ended already:
+// whether it did.
+bool EndPart(pqxx::transaction_base& tx, int64_t id, const std::string& agent_id,
+             const std::string& state, const std::string& error) {
+  return !tx.exec_params(
+                "UPDATE command_targets SET state = $3, error = $4, finished_at = now(), "
+                "started_at = coalesce(started_at, now()) "
+                "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL "
+                "RETURNING 1",
+                id, agent_id, state, error)
+              .empty();
+}
+
 std::optional<LockedCommand> LockCommand(pqxx::transaction_base& tx, int64_t id) {
   auto rows = tx.exec_params(
       "SELECT cluster, kind, state, line_count, cancel_requested, revision FROM commands "
@@ -929,17 +942,13 @@ absl::Status CommandStore::RecordReport(const AgentIdentity& agent, int64_t revi
              agent.id, revision)) {
       const int64_t id = r[0].as<int64_t>();
       const bool superseded = r[1].as<int64_t>() != revision;
-      auto ended = tx.exec_params(
-          "UPDATE command_targets SET state = $3, error = $4, finished_at = now(), "
-          "started_at = coalesce(started_at, now()) "
-          "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL RETURNING 1",
-          id, agent.id,
-          superseded ? "cancelled" : ok ? "succeeded" : "failed",
-          superseded ? absl::StrCat("superseded by revision ", revision,
-                                    " before this agent reconciled it")
-          : ok       ? std::string()
-                     : common::CutText(error, 1024));
-      if (ended.empty()) continue;
+      if (!EndPart(tx, id, agent.id, superseded ? "cancelled" : ok ? "succeeded" : "failed",
+                   superseded ? absl::StrCat("superseded by revision ", revision,
+                                             " before this agent reconciled it")
+                   : ok       ? std::string()
+                              : common::CutText(error, 1024))) {
+        continue;
+      }
       settled.emplace_back(id, r[2].as<std::string>());
       // An open part no transaction holds will end with an ack of its own, which settles the
       // command then; meanwhile the command only has to say it runs. A part another transaction
@@ -1011,12 +1020,7 @@ std::vector<std::pair<int64_t, std::string>> CommandStore::EndParts(
     if (!command) continue;
     const auto [state, error] = how(r);
     // Under the lock: a part that ended since `rows` were read is left as it ended.
-    auto done = tx.exec_params(
-        "UPDATE command_targets SET state = $3, error = $4, finished_at = now(), "
-        "started_at = coalesce(started_at, now()) "
-        "WHERE command_id = $1 AND agent_id = $2::uuid AND finished_at IS NULL RETURNING 1",
-        id, agent_id, state, error);
-    if (done.empty()) continue;
+    if (!EndPart(tx, id, agent_id, state, error)) continue;
     Settle(tx, id, events);
     ended.emplace_back(id, command->cluster);
   }

@@ -125,6 +125,7 @@ void AgentSession::OnRevision(int64_t revision) {
 
 void AgentSession::Seen(const v1::Health& health, std::optional<int64_t> applied_revision) {
   v1::Health h = Bounded(health);
+  absl::MutexLock lock(&seen_mu_);
   if (h.role() == v1::AGENT_ROLE_LEADER && !not_pro_ && h.epoch() > leader_epoch_recorded_) {
     // Before anything else the agent sends: its commands' updates find them routed to it.
     if (absl::Status st = backend_->RecordLeader(identity_, h.epoch()); st.ok()) {

@@ -6,7 +6,9 @@
 // (Envoy's GrpcMuxImpl over GrpcStream). It reads and records through AgentSessionBackend.
 //
 // Threads: OnMessage() is called for one message at a time (the reactor runs it on the
-// blocking pool, since recording an Ack writes to the database); OnRevision() and Close()
+// blocking pool, since recording an Ack writes to the database), except that a heartbeat after
+// the Hello may be handled beside another message (the reactor's heartbeat lane, so that an
+// Ack waiting for the database does not make the agent look silent); OnRevision() and Close()
 // arrive from other threads (the change bus, the stream registry). A mutex guards the
 // session's own state and the outbox, and is never held across a call to the backend or the
 // stream registry (those may publish on the bus, whose handlers call back in here).
@@ -114,10 +116,12 @@ class AgentSession final : public AgentStream,
 
   const AgentIdentity identity_;
   AgentSessionBackend* backend_;
-  // The newest epoch this stream's agent was recorded as leading in (OnMessage's alone: it is
-  // called one message at a time).
-  int64_t leader_epoch_recorded_ = 0;
-  bool not_pro_ = false;  // it claimed to lead, but it is not a pro agent
+  // Held by Seen() alone, across recording a leader: a heartbeat may be handled beside
+  // another message. Never taken with mu_ held.
+  absl::Mutex seen_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // The newest epoch this stream's agent was recorded as leading in.
+  int64_t leader_epoch_recorded_ ABSL_GUARDED_BY(seen_mu_) = 0;
+  bool not_pro_ ABSL_GUARDED_BY(seen_mu_) = false;  // it claimed to lead, but is not pro
   StreamRegistry* streams_;
   absl::Mutex mu_;
   SessionOutbox* outbox_ ABSL_GUARDED_BY(mu_);

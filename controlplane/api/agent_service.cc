@@ -8,6 +8,7 @@
 #include "common/logging.h"
 
 #include <deque>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -30,12 +31,19 @@ using common::ToGrpcStatus;
 
 const absl::Status kStarting = absl::UnavailableError("mothership is starting; retry shortly");
 
+// A stream's messages read and waiting for the session: past this, reading pauses.
+constexpr size_t kInboxLimit = 16;
+// Messages one pool job hands over before the stream goes to the back of the pool's queue.
+constexpr int kInboxTurn = 4;
+
 // One agent's Connect stream, as transport only: it authenticates the stream, hands every
-// message to an AgentSession (on the blocking pool, one at a time) and writes what the session
-// sends. Owned by gRPC until OnDone; deleted by whichever comes last of OnDone and the end of a
-// pool job that touches it (jobs_ counts those), so no thread ever uses a deleted reactor.
-// All state is under mu_; gRPC calls (StartRead, StartWrite, Finish) are made with it held,
-// which gRPC allows, and OnDone takes it before deciding to delete.
+// message to an AgentSession and writes what the session sends. Messages go to the session in
+// order, one at a time, on the blocking pool; heartbeats after the Hello go beside them on the
+// heartbeat pool, so an agent whose Ack waits for the database is not thought silent. Owned by
+// gRPC until OnDone; deleted by whichever comes last of OnDone and the end of a pool job that
+// touches it (jobs_ counts those), so no thread ever uses a deleted reactor. All state is
+// under mu_; gRPC calls (StartRead, StartWrite, Finish) are made with it held, which gRPC
+// allows, and OnDone takes it before deciding to delete.
 class ConnectReactor final
     : public grpc::ServerBidiReactor<v1::AgentMessage, v1::MothershipMessage>,
       public SessionOutbox {
@@ -81,7 +89,7 @@ class ConnectReactor final
           actor_ = Actor{absl::StrCat("agent:", identity->id), peer_};
           session_ = std::make_shared<AgentSession>(*std::move(identity), deps_->sessions,
                                                     deps_->streams, this, deps_->metrics);
-          if (!closing_) StartRead(&in_);
+          MaybeReadLocked();
         } else {
           CloseLocked(identity.status());
         }
@@ -115,31 +123,32 @@ class ConnectReactor final
 
   void OnReadDone(bool ok) override {
     absl::MutexLock lock(&mu_);
-    if (!ok) {  // the agent half-closed or the stream broke
+    reading_ = false;
+    if (!ok) {  // the agent half-closed or the stream broke (OnDone tells which)
       CloseLocked(absl::OkStatus());
       return;
     }
     if (closing_) return;
-    ++jobs_;
-    // A stream's next read starts only when this job ends, so its messages stay in order
-    // whichever pool takes each.
-    common::WorkPool* pool = in_.has_heartbeat() && deps_->heartbeats != nullptr
-                                 ? deps_->heartbeats
-                                 : deps_->blocking;
-    pool->Submit([this, message = in_, actor = actor_] {
-      // The session runs outside our lock: it calls Send/Close, which take it. session_ was
-      // set before the first read and never changes.
-      ScopedActor scoped(actor);  // what it records is the agent's doing
-      absl::Status st = SessionForJob()->OnMessage(message);
-      bool last;
-      {
-        absl::MutexLock lock(&mu_);
-        if (!st.ok()) CloseLocked(st);
-        if (!closing_) StartRead(&in_);
-        last = EndJobLocked();
+    if (welcomed_ && in_.has_heartbeat() && deps_->heartbeats != nullptr) {
+      // A lane of its own: a heartbeat never waits behind this stream's Ack, whose database
+      // work may queue behind a whole fleet's. Only the newest waiting one is kept.
+      if (heartbeat_busy_) {
+        waiting_heartbeat_ = std::move(in_);
+      } else {
+        heartbeat_busy_ = true;
+        ++jobs_;
+        deps_->heartbeats->Submit(
+            [this, message = std::move(in_), actor = actor_] { HeartbeatJob(message, actor); });
       }
-      if (last) delete this;
-    });
+    } else {
+      inbox_.push_back(std::move(in_));
+      if (!inbox_busy_) {
+        inbox_busy_ = true;
+        ++jobs_;
+        deps_->blocking->Submit([this, actor = actor_] { InboxJob(actor); });
+      }
+    }
+    MaybeReadLocked();
   }
 
   void OnWriteDone(bool ok) override {
@@ -155,6 +164,13 @@ class ConnectReactor final
     WriteNextLocked();
   }
 
+  // The call ended without both sides finishing it: a reset, a keepalive unanswered, the
+  // agent cancelling.
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+
   void OnDone() override {
     std::shared_ptr<AgentSession> session;
     std::string why;
@@ -163,12 +179,14 @@ class ConnectReactor final
       session = session_;
       // Ours to say when we closed it; otherwise the agent ended it, or the connection went
       // (a reset, a keepalive unanswered).
-      why = !closing_               ? "the connection was lost or cancelled"
-            : final_.ok()           ? "the agent closed it"
-                                    : absl::StrCat(absl::StatusCodeToString(
-                                                       static_cast<absl::StatusCode>(
-                                                           final_.error_code())),
-                                                   ": ", final_.error_message());
+      if (closing_ && !final_.ok()) {
+        why = absl::StrCat(
+            absl::StatusCodeToString(static_cast<absl::StatusCode>(final_.error_code())), ": ",
+            final_.error_message());
+      } else {
+        why = cancelled_ || !closing_ ? "the connection was lost or cancelled"
+                                      : "the agent closed it";
+      }
     }
     // Before anything can be deleted: no registry or bus call may reach us after this.
     if (session != nullptr) session->Detach(why);
@@ -182,6 +200,73 @@ class ConnectReactor final
   }
 
  private:
+  // Reads the next message unless one is being read, or the stream is closing, or — before
+  // the Hello was handled — anything waits, or the inbox is full (the agent then waits on
+  // HTTP/2 flow control until the inbox drains).
+  void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reading_ || closing_) return;
+    if (welcomed_ ? inbox_.size() >= kInboxLimit : (inbox_busy_ || !inbox_.empty())) return;
+    reading_ = true;
+    StartRead(&in_);
+  }
+
+  // Hands the inbox's messages to the session one at a time, in the order they came; after a
+  // few it yields its thread to the other streams' jobs and queues itself again.
+  void InboxJob(const Actor& actor) {
+    ScopedActor scoped(actor);  // what it records is the agent's doing
+    for (int handled = 0;; ++handled) {
+      v1::AgentMessage message;
+      {
+        absl::MutexLock lock(&mu_);
+        if (closing_ || inbox_.empty()) {
+          inbox_busy_ = false;
+          break;
+        }
+        if (handled == kInboxTurn) {
+          ++jobs_;
+          deps_->blocking->Submit([this, actor] { InboxJob(actor); });
+          break;
+        }
+        message = std::move(inbox_.front());
+        inbox_.pop_front();
+      }
+      // The session runs outside our lock: it calls Send/Close, which take it. session_ was
+      // set before the first read and never changes.
+      absl::Status st = SessionForJob()->OnMessage(message);
+      absl::MutexLock lock(&mu_);
+      if (!st.ok()) CloseLocked(st);
+      welcomed_ = welcomed_ || st.ok();  // the first message is the Hello
+      MaybeReadLocked();
+    }
+    EndJob();
+  }
+
+  // Hands heartbeats to the session beside the inbox's messages (AgentSession allows that).
+  void HeartbeatJob(v1::AgentMessage message, const Actor& actor) {
+    ScopedActor scoped(actor);
+    for (;;) {
+      absl::Status st = SessionForJob()->OnMessage(message);
+      absl::MutexLock lock(&mu_);
+      if (!st.ok()) CloseLocked(st);
+      if (closing_ || !waiting_heartbeat_.has_value()) {
+        heartbeat_busy_ = false;
+        break;
+      }
+      message = *std::move(waiting_heartbeat_);
+      waiting_heartbeat_.reset();
+    }
+    EndJob();
+  }
+
+  void EndJob() {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      last = EndJobLocked();
+    }
+    if (last) delete this;
+  }
+
   void CloseLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (closing_) return;
     closing_ = true;
@@ -226,10 +311,19 @@ class ConnectReactor final
   std::shared_ptr<AgentSession> session_ ABSL_GUARDED_BY(mu_);
   Actor actor_ ABSL_GUARDED_BY(mu_);  // the authenticated agent, for the events it causes
   std::deque<std::shared_ptr<const v1::MothershipMessage>> out_ ABSL_GUARDED_BY(mu_);
+  // Read and not yet handled: in order, on the blocking pool, one job at a time.
+  std::deque<v1::AgentMessage> inbox_ ABSL_GUARDED_BY(mu_);
+  bool inbox_busy_ ABSL_GUARDED_BY(mu_) = false;
+  // Heartbeats after the Hello: on the heartbeat pool, the newest one waiting.
+  std::optional<v1::AgentMessage> waiting_heartbeat_ ABSL_GUARDED_BY(mu_);
+  bool heartbeat_busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool welcomed_ ABSL_GUARDED_BY(mu_) = false;  // the Hello was handled
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   int jobs_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::Status final_ ABSL_GUARDED_BY(mu_);
 };

@@ -783,5 +783,44 @@ TEST_F(CommandStoreTest, AnApplyAckedByManyAgentsAtOnceEndsOnce) {
   EXPECT_EQ(Count("SELECT count(*) FROM events WHERE kind = 'command.finished'"), 1);
 }
 
+// An agent's Ack waits for the database (here: its row locked by another session); the
+// heartbeats it sends meanwhile are heard all the same, so it is not thought silent, and the
+// Ack is recorded once the row is free.
+TEST_F(CommandStoreTest, AHeartbeatIsHeardWhileTheAgentsAckWaitsForTheDatabase) {
+  RawAgent* web1 = AddAgent("web-1");
+  const auto applied = ApplySpec();
+  web1->Connect();
+  ASSERT_TRUE(PollUntil([&] { return web1->Received().size() >= 2; }));
+  pqxx::connection holder(url_);
+  pqxx::work hold(holder);
+  hold.exec_params("SELECT 1 FROM agents WHERE name = $1 FOR UPDATE", "web-1");
+  v1::AgentMessage ack;
+  ack.mutable_ack()->set_revision(applied.revision());
+  ASSERT_TRUE(web1->Send(ack));
+  ASSERT_TRUE(PollUntil([&] { return Count("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0; }))
+      << "the Ack never waited for the row";
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->mutable_health()->set_state(v1::PROVISIONING_STATE_READY);
+  beat.mutable_heartbeat()->mutable_health()->set_reason("heard while the ack waits");
+  ASSERT_TRUE(web1->Send(beat));
+  auto agent = [&] {
+    v1::GetAgentRequest req;
+    req.set_name("web-1");
+    v1::Agent a;
+    auto ctx = Operator();
+    EXPECT_TRUE(control_->GetAgent(ctx.get(), req, &a).ok());
+    return a;
+  };
+  EXPECT_TRUE(PollUntil([&] { return agent().health().reason() == "heard while the ack waits"; }))
+      << "the heartbeat waited behind the Ack";
+  EXPECT_EQ(agent().applied_revision(), 0);  // the Ack still waits
+  EXPECT_EQ(Get(applied.command_id()).state(), v1::COMMAND_STATE_QUEUED);
+  hold.abort();
+  ASSERT_TRUE(PollUntil([&] {
+    return Get(applied.command_id()).state() == v1::COMMAND_STATE_SUCCEEDED;
+  }));
+  EXPECT_EQ(agent().applied_revision(), applied.revision());
+}
+
 }  // namespace
 }  // namespace tether::controlplane

@@ -8,7 +8,8 @@
 // It prints one JSON object a line on stdout, for tools/bench/fleet to read:
 //   {"event":"registered","n":N,"seconds":S,"failed":F}
 //   {"event":"connected","n":N,"seconds":S}            all N have had a Welcome
-//   {"event":"status","connected":C,"welcomes":W,"acked":{"REV":COUNT,...}}   every second
+//   {"event":"status","connected":C,"welcomes":W,"acked":{"REV":COUNT,...},
+//    "ended":{"CODE message":COUNT,...}}             every second
 //   {"event":"revision","revision":R,"all_acked_at":UNIX,"first_at":UNIX,"p50_at":UNIX,
 //    "p99_at":UNIX}                                   once every agent acked revision R
 // and runs until it is killed (SIGTERM).
@@ -132,6 +133,8 @@ class Fleet {
   // Per revision: when each agent (by index) first acked it.
   std::map<int64_t, std::map<int, absl::Time>> acks_ ABSL_GUARDED_BY(mu_);
   std::multimap<absl::Time, Agent*> reconnects_ ABSL_GUARDED_BY(mu_);
+  // Streams ended, by "CODE message" (cut).
+  std::map<std::string, int64_t> ended_ ABSL_GUARDED_BY(mu_);
 };
 
 Stream::Stream(Fleet* fleet, Agent* agent) : fleet_(fleet), agent_(agent) {
@@ -298,7 +301,7 @@ void Fleet::Ended(Agent* agent, Stream* stream, const grpc::Status& status,
   auto it = streams_.find(agent);
   if (it != streams_.end() && it->second == stream) streams_.erase(it);
   delete stream;  // gRPC is done with it (OnDone)
-  (void)status;
+  ++ended_[absl::StrCat(status.error_code(), " ", status.error_message().substr(0, 60))];
   // As the agent does (MothershipLink::Run): the promised slot, a little later at random, or
   // the jittered backoff.
   const absl::Duration delay = hint.has_value() && *hint > absl::ZeroDuration()
@@ -344,7 +347,8 @@ void Fleet::ReconnectLoop() {
               {"at", UnixSeconds(now)},
               {"connected", streams_.size()},
               {"welcomes", welcomes_},
-              {"acked", acked}});
+              {"acked", acked},
+              {"ended", ended_}});
       }
     }
     for (Agent* agent : due) Connect(agent);

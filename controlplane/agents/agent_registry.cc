@@ -379,14 +379,27 @@ absl::Status AgentRegistry::SweepLost() {
   // absence (agents could not reach it), not the agents': nobody is judged yet.
   if (now - started_at_ <= heartbeat_ttl_) return absl::OkStatus();
   const absl::Time cutoff = now - heartbeat_ttl_;
+  // Heard here since the cutoff, and not written yet: the flush that writes it may wait for
+  // rows the agents' own reports hold, while the row's last_seen_at says nothing of the agent.
+  std::string heard = "{";
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, s] : seen_) {
+      if (s.written || s.at < cutoff) continue;
+      if (heard.size() > 1) heard += ',';
+      heard += id;  // a uuid from an authenticated stream
+    }
+  }
+  heard += '}';
   bool any = false;
   absl::Status st = pool_->Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
     auto rows = tx.exec_params(
         absl::StrCat("UPDATE agents SET lost_reported = true WHERE NOT lost_reported AND "
-                     "last_seen_at < $1::timestamptz RETURNING name, cluster, ",
+                     "last_seen_at < $1::timestamptz AND NOT (id = ANY($2::uuid[])) "
+                     "RETURNING name, cluster, ",
                      common::EpochMicrosSql("last_seen_at")),
-        common::PgTimestamp(cutoff));
+        common::PgTimestamp(cutoff), heard);
     for (const auto& r : rows) {
       any = true;
       const std::string since = absl::FormatTime(

@@ -108,8 +108,9 @@ class AgentRegistry {
   absl::Status FlushHeartbeats();
   // Marks agents silent for longer than the TTL as lost, once, with an agent.lost event. Run
   // only right after a flush that succeeded: with sightings unwritten (the database was away),
-  // a stale last_seen_at says nothing of the agent. Nothing, for one TTL after the start: the
-  // agents had no mothership to heartbeat to.
+  // a stale last_seen_at says nothing of the agent. An agent heard here within the TTL whose
+  // sighting is still unwritten (a flush slowed by busy rows) is not lost either. Nothing, for
+  // one TTL after the start: the agents had no mothership to heartbeat to.
   absl::Status SweepLost();
 
   // One page of at most `limit` agents after `after`, by cluster and name: of `cluster` unless

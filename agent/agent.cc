@@ -72,8 +72,9 @@ absl::Status Agent::Start() {
   auto creds = common::MakeChannelCredentials(config_.tls_ca, "", "");
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;
+  // As the mothership's: a mothership slow to answer a ping (busy with a fleet) is not gone.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   // Our own backoff paces reconnects; keep gRPC's channel from waiting longer than ours.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(config_.reconnect_max)));

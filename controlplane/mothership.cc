@@ -68,9 +68,11 @@ absl::Status Mothership::StartServer() {
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(control_service_.get());
   // A stream whose agent vanished without closing it (a container deleted with its network)
-  // is noticed within half a minute, so its name can register again.
+  // is noticed within 40 s, so its name can register again. The answer may take 20 s: an agent
+  // busy with a fleet's burst (or a host short of CPU) is slow, not gone, and dropping it only
+  // adds its reconnect to the burst.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   // Agents ping through idle periods; let their keepalives through.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);

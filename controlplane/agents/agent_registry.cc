@@ -44,8 +44,18 @@ std::string AgentColumns() {
                       common::EpochMicrosSql("nack_at"));
 }
 
+// The health the row holds (column 8), as written from the agent's last sighting.
+void HealthFromRow(const pqxx::row& r, v1::Agent* a) {
+  google::protobuf::util::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;  // health written by a newer replica
+  (void)google::protobuf::util::JsonStringToMessage(r[8].as<std::string>(), a->mutable_health(),
+                                                     lenient);
+}
+
+// `with_health` false: the caller fills the health in (parsing it is most of a row's cost, and
+// a sighting in memory usually makes it moot).
 v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl,
-                       absl::Time watching_since) {
+                       absl::Time watching_since, bool with_health = true) {
   v1::Agent a;
   a.set_id(r[0].as<std::string>());
   a.set_name(r[1].as<std::string>());
@@ -59,10 +69,7 @@ v1::Agent AgentFromRow(const pqxx::row& r, absl::Time now, absl::Duration ttl,
     *a.mutable_last_seen_at() = TimeUtil::MicrosecondsToTimestamp(r[7].as<int64_t>());
     last_seen = absl::FromUnixMicros(r[7].as<int64_t>());
   }
-  google::protobuf::util::JsonParseOptions lenient;
-  lenient.ignore_unknown_fields = true;  // health written by a newer replica
-  (void)google::protobuf::util::JsonStringToMessage(r[8].as<std::string>(), a.mutable_health(),
-                                                     lenient);
+  if (with_health) HealthFromRow(r, &a);
   a.set_applied_revision(r[9].as<int64_t>());
   a.set_desired_revision(r[10].as<int64_t>());
   a.set_converged(a.desired_revision() > 0 && a.applied_revision() >= a.desired_revision());
@@ -463,8 +470,8 @@ absl::StatusOr<AgentPage> AgentRegistry::List(const std::string& cluster,
           break;
         }
         ++taken;
-        v1::Agent agent = AgentFromRow(r, now, heartbeat_ttl_, started_at_);
-        WithLatestSighting(&agent, now);
+        v1::Agent agent = AgentFromRow(r, now, heartbeat_ttl_, started_at_, false);
+        if (!WithLatestSighting(&agent, now)) HealthFromRow(r, &agent);
         cursor = AgentPageToken{agent.cluster(), agent.name()};
         if (!filtered || agent.status() == status) page.agents.push_back(std::move(agent));
       }
@@ -489,25 +496,27 @@ absl::StatusOr<v1::Agent> AgentRegistry::Get(const std::string& name) {
     auto rows = tx.exec_params(absl::StrCat("SELECT ", AgentColumns(), " FROM agents WHERE name = $1"),
                                name);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("no agent named \"", name, "\""));
-    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_, started_at_);
-    WithLatestSighting(&agent, now);
+    v1::Agent agent = AgentFromRow(rows[0], now, heartbeat_ttl_, started_at_, false);
+    if (!WithLatestSighting(&agent, now)) HealthFromRow(rows[0], &agent);
     return agent;
   });
 }
 
-void AgentRegistry::WithLatestSighting(v1::Agent* agent, absl::Time now) {
+bool AgentRegistry::WithLatestSighting(v1::Agent* agent, absl::Time now) {
   absl::MutexLock lock(&mu_);
   auto it = seen_.find(agent->id());
-  if (it == seen_.end() || it->second.agent.incarnation != agent->incarnation()) return;
+  if (it == seen_.end() || it->second.agent.incarnation != agent->incarnation()) return false;
   const Sighting& seen = it->second;
-  // The row may be newer: the agent has since been heard by another replica.
+  // The row may be newer: the agent has since been heard by another replica. The same time
+  // is this very sighting, written.
   if (agent->has_last_seen_at() &&
-      TimeUtil::TimestampToMicroseconds(agent->last_seen_at()) >= absl::ToUnixMicros(seen.at)) {
-    return;
+      TimeUtil::TimestampToMicroseconds(agent->last_seen_at()) > absl::ToUnixMicros(seen.at)) {
+    return false;
   }
   *agent->mutable_last_seen_at() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(seen.at));
   *agent->mutable_health() = seen.health;
   agent->set_status(LivenessOf(seen.at, now, heartbeat_ttl_, started_at_));
+  return true;
 }
 
 absl::StatusOr<v1::Agent> AgentRegistry::Delete(const std::string& name) {

@@ -126,9 +126,10 @@ class AgentRegistry {
   absl::Duration heartbeat_ttl() const { return heartbeat_ttl_; }
 
  private:
-  // An agent as listed, with what this replica last heard from it when that is newer than
-  // the row: shown live while the database was away, or while a flush is under way, not lost.
-  void WithLatestSighting(v1::Agent* agent, absl::Time now);
+  // An agent as listed, with what this replica last heard from it unless the row is newer:
+  // shown live while the database was away, or while a flush is under way, not lost. False
+  // when the row's own health stands (the caller reads it then).
+  bool WithLatestSighting(v1::Agent* agent, absl::Time now);
 
   // The latest this replica heard from an agent. Kept after it is written, so readers never
   // miss one that is between the buffer and the table.

@@ -267,7 +267,9 @@ void AgentRegistry::RecordSeen(const AgentIdentity& agent, const v1::Health& hea
   const absl::Time now = clock_->Now();
   metrics_->Sighting();
   absl::MutexLock lock(&mu_);
-  Sighting& s = seen_[agent.id];
+  auto [it, first] = seen_.try_emplace(agent.id);
+  Sighting& s = it->second;
+  if (first || s.written) unwritten_.push_back(agent.id);
   if (s.agent.incarnation != agent.incarnation) s.applied_revision.reset();
   s.agent = agent;
   s.at = now;
@@ -285,11 +287,16 @@ absl::Status AgentRegistry::FlushHeartbeats() {
   std::vector<Unwritten> batch;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [id, s] : seen_) {
-      if (!s.written) batch.push_back({id, s});
-    }
+    std::vector<std::string> ids;
+    ids.swap(unwritten_);
+    for (const auto& id : ids) batch.push_back({id, seen_[id]});
   }
   if (batch.empty()) return absl::OkStatus();
+  // Whatever ends this flush short leaves the batch for the next one.
+  auto keep_unwritten = [&] {
+    absl::MutexLock lock(&mu_);
+    for (const Unwritten& u : batch) unwritten_.push_back(u.id);
+  };
   // Sightings as one JSON array of records: one bound value, one statement, one round trip for
   // the whole batch however many agents it holds.
   auto records = [](const Unwritten* from, const Unwritten* to) {
@@ -366,15 +373,19 @@ absl::Status AgentRegistry::FlushHeartbeats() {
   const absl::Time began = absl::Now();
   absl::Status st = flush(/*isolate=*/false);
   if (!st.ok() && !absl::IsUnavailable(st)) st = flush(/*isolate=*/true);
-  if (!st.ok()) return st;  // still unwritten: the next flush tries again
+  if (!st.ok()) {
+    keep_unwritten();  // the next flush tries again
+    return st;
+  }
   metrics_->SightingsWritten(batch.size(), absl::Now() - began);
   absl::MutexLock lock(&mu_);
-  for (const Unwritten& u : batch) {
-    auto it = seen_.find(u.id);
-    // Unless a newer sighting came in meanwhile, which the next flush writes.
-    if (it != seen_.end() && it->second.version == u.sighting.version) {
-      it->second.written = true;
-      it->second.applied_revision.reset();
+  for (Unwritten& u : batch) {
+    Sighting& s = seen_[u.id];
+    if (s.version == u.sighting.version) {
+      s.written = true;
+      s.applied_revision.reset();
+    } else {
+      unwritten_.push_back(std::move(u.id));  // a newer sighting came in meanwhile
     }
   }
   return absl::OkStatus();
@@ -391,8 +402,8 @@ absl::Status AgentRegistry::SweepLost() {
   std::string heard = "{";
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [id, s] : seen_) {
-      if (s.written || s.at < cutoff) continue;
+    for (const std::string& id : unwritten_) {
+      if (seen_[id].at < cutoff) continue;
       if (heard.size() > 1) heard += ',';
       heard += id;  // a uuid from an authenticated stream
     }

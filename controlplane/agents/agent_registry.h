@@ -154,6 +154,9 @@ class AgentRegistry {
   const absl::Time started_at_;
   absl::Mutex mu_;
   std::map<std::string, Sighting> seen_ ABSL_GUARDED_BY(mu_);  // by agent id
+  // The ids in seen_ not written yet, each once, so a flush visits only those (and not every
+  // agent heard, four times a second).
+  std::vector<std::string> unwritten_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tether::controlplane

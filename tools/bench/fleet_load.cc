@@ -152,6 +152,10 @@ void Stream::Begin() {
   hello.mutable_hello()->mutable_status()->set_state(v1::PROVISIONING_STATE_READY);
   Write(std::move(hello));
   StartRead(&in_);
+  // Heartbeats are written from outside the reactions: the hold keeps gRPC from ending the
+  // call (OnDone, then delete) between a heartbeat's check of done_ and its StartWrite. It is
+  // let go when the read fails, which is how this stream learns that the call ended.
+  AddHold();
   StartCall();
 }
 
@@ -183,7 +187,14 @@ void Stream::OnWriteDone(bool ok) {
 }
 
 void Stream::OnReadDone(bool ok) {
-  if (!ok) return;  // OnDone follows
+  if (!ok) {  // the call ended: no write starts from now on, and OnDone may follow
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    RemoveHold();
+    return;
+  }
   if (in_.has_welcome()) fleet_->Welcomed(agent_);
   if (in_.has_desired_state()) {
     const int64_t revision = in_.desired_state().revision();

@@ -123,29 +123,6 @@ void AgentSession::OnRevision(int64_t revision) {
   SendLatest(revision);
 }
 
-bool AgentSession::HeartbeatInMemory(const v1::Heartbeat& heartbeat) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (handle_ == 0) return false;
-  }
-  v1::Health h = Bounded(heartbeat.health());
-  absl::MutexLock lock(&seen_mu_);
-  if (h.role() == v1::AGENT_ROLE_LEADER && !not_pro_ && h.epoch() > leader_epoch_recorded_) {
-    return false;
-  }
-  KeepSeenLocked(std::move(h), std::nullopt);
-  return true;
-}
-
-void AgentSession::KeepSeenLocked(v1::Health h, std::optional<int64_t> applied_revision) {
-  // A lite agent leads nothing: what it says of a role is not shown as one.
-  if (not_pro_) {
-    h.clear_role();
-    h.clear_epoch();
-  }
-  backend_->RecordSeen(identity_, h, applied_revision);
-}
-
 void AgentSession::Seen(const v1::Health& health, std::optional<int64_t> applied_revision) {
   v1::Health h = Bounded(health);
   absl::MutexLock lock(&seen_mu_);
@@ -159,7 +136,12 @@ void AgentSession::Seen(const v1::Health& health, std::optional<int64_t> applied
       not_pro_ = absl::IsFailedPrecondition(st);  // otherwise tried again with the next one
     }
   }
-  KeepSeenLocked(std::move(h), applied_revision);
+  // A lite agent leads nothing: what it says of a role is not shown as one.
+  if (not_pro_) {
+    h.clear_role();
+    h.clear_epoch();
+  }
+  backend_->RecordSeen(identity_, h, applied_revision);
 }
 
 absl::Status AgentSession::OnHello(const v1::Hello& hello) {

@@ -90,10 +90,6 @@ class AgentSession final : public AgentStream,
   // One message from the agent. A non-OK status is why the stream must end (a first message
   // that is not Hello, a Hello for another identity, a superseded incarnation).
   absl::Status OnMessage(const v1::AgentMessage& message);
-  // A heartbeat after the Hello, handled at once when that touches memory alone: true. False
-  // when it needs the database (a leader's new epoch) or the stream has no Hello yet: the
-  // caller hands it to OnMessage on a pool instead. Never blocks on the backend.
-  bool HeartbeatInMemory(const v1::Heartbeat& heartbeat);
   // The stream is gone: forget the outbox and leave the registry. `why` goes to the log.
   void Detach(const std::string& why = "");
 
@@ -117,9 +113,6 @@ class AgentSession final : public AgentStream,
 
   // The agent's health from a Hello or a heartbeat: kept, and a leader's epoch recorded once.
   void Seen(const v1::Health& health, std::optional<int64_t> applied_revision);
-  // Records the sighting, without a role a non-pro agent cannot have.
-  void KeepSeenLocked(v1::Health health, std::optional<int64_t> applied_revision)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(seen_mu_);
 
   const AgentIdentity identity_;
   AgentSessionBackend* backend_;

@@ -122,37 +122,31 @@ class ConnectReactor final
   }
 
   void OnReadDone(bool ok) override {
-    v1::AgentMessage beat;
-    {
-      absl::MutexLock lock(&mu_);
-      reading_ = false;
-      if (!ok) {  // the agent half-closed or the stream broke (OnDone tells which)
-        CloseLocked(absl::OkStatus());
-        return;
-      }
-      if (closing_) return;
-      if (!welcomed_ || !in_.has_heartbeat() || deps_->heartbeats == nullptr) {
-        ToInboxLocked();
-        return;
-      }
-      // A heartbeat never waits behind this stream's Ack, whose database work may queue behind
-      // a whole fleet's. One already on the heartbeat pool: only the newest waiting is kept.
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    if (!ok) {  // the agent half-closed or the stream broke (OnDone tells which)
+      CloseLocked(absl::OkStatus());
+      return;
+    }
+    if (closing_) return;
+    if (welcomed_ && in_.has_heartbeat() && deps_->heartbeats != nullptr) {
+      // A lane of its own: a heartbeat never waits behind this stream's Ack, whose database
+      // work may queue behind a whole fleet's. Only the newest waiting one is kept.
       if (heartbeat_busy_) {
         waiting_heartbeat_ = std::move(in_);
-        MaybeReadLocked();
-        return;
+      } else {
+        heartbeat_busy_ = true;
+        ++jobs_;
+        deps_->heartbeats->Submit(
+            [this, message = std::move(in_), actor = actor_] { HeartbeatJob(message, actor); });
       }
-      beat = std::move(in_);
-    }
-    // Most are only kept in memory: here, at once, without a thread handing it on (no read is
-    // pending, so nothing else of this stream runs in here; gRPC keeps the reactor meanwhile).
-    const bool kept = SessionForJob()->HeartbeatInMemory(beat.heartbeat());
-    absl::MutexLock lock(&mu_);
-    if (!kept && !closing_) {
-      heartbeat_busy_ = true;
-      ++jobs_;
-      deps_->heartbeats->Submit(
-          [this, message = std::move(beat), actor = actor_] { HeartbeatJob(message, actor); });
+    } else {
+      inbox_.push_back(std::move(in_));
+      if (!inbox_busy_) {
+        inbox_busy_ = true;
+        ++jobs_;
+        deps_->blocking->Submit([this, actor = actor_] { InboxJob(actor); });
+      }
     }
     MaybeReadLocked();
   }
@@ -214,17 +208,6 @@ class ConnectReactor final
     if (welcomed_ ? inbox_.size() >= kInboxLimit : (inbox_busy_ || !inbox_.empty())) return;
     reading_ = true;
     StartRead(&in_);
-  }
-
-  // The message just read goes to the inbox, handled in order on the blocking pool.
-  void ToInboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    inbox_.push_back(std::move(in_));
-    if (!inbox_busy_) {
-      inbox_busy_ = true;
-      ++jobs_;
-      deps_->blocking->Submit([this, actor = actor_] { InboxJob(actor); });
-    }
-    MaybeReadLocked();
   }
 
   // Hands the inbox's messages to the session one at a time, in the order they came; after a

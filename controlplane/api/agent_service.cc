@@ -125,7 +125,10 @@ class ConnectReactor final
     absl::MutexLock lock(&mu_);
     reading_ = false;
     if (!ok) {  // the agent half-closed or the stream broke (OnDone tells which)
-      CloseLocked(absl::OkStatus());
+      // What was read before is still handled, in order: an agent may send its last Ack and
+      // then close. The inbox closes the stream once it is empty.
+      read_done_ = true;
+      if (!inbox_busy_) CloseLocked(absl::OkStatus());
       return;
     }
     if (closing_) return;
@@ -204,7 +207,7 @@ class ConnectReactor final
   // the Hello was handled — anything waits, or the inbox is full (the agent then waits on
   // HTTP/2 flow control until the inbox drains).
   void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (reading_ || closing_) return;
+    if (reading_ || closing_ || read_done_) return;
     if (welcomed_ ? inbox_.size() >= kInboxLimit : (inbox_busy_ || !inbox_.empty())) return;
     reading_ = true;
     StartRead(&in_);
@@ -220,6 +223,7 @@ class ConnectReactor final
         absl::MutexLock lock(&mu_);
         if (closing_ || inbox_.empty()) {
           inbox_busy_ = false;
+          if (read_done_) CloseLocked(absl::OkStatus());  // nothing more will come
           break;
         }
         if (handled == kInboxTurn) {
@@ -319,6 +323,7 @@ class ConnectReactor final
   bool heartbeat_busy_ ABSL_GUARDED_BY(mu_) = false;
   bool welcomed_ ABSL_GUARDED_BY(mu_) = false;  // the Hello was handled
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_done_ ABSL_GUARDED_BY(mu_) = false;  // the last read failed: nothing more comes
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -70,6 +70,8 @@ class RawAgent {
   }
 
   bool Send(const v1::AgentMessage& msg) { return stream_->Write(msg); }
+  // Says the agent has nothing more to send (a half-close); the mothership ends the stream.
+  bool CloseSend() { return stream_->WritesDone(); }
   // Waits for the mothership to end the stream; its status.
   grpc::Status Ended() {
     reader_.join();
@@ -820,6 +822,32 @@ TEST_F(CommandStoreTest, AHeartbeatIsHeardWhileTheAgentsAckWaitsForTheDatabase) 
     return Get(applied.command_id()).state() == v1::COMMAND_STATE_SUCCEEDED;
   }));
   EXPECT_EQ(agent().applied_revision(), applied.revision());
+}
+
+// An agent sends its Ack and a Nack and closes its side while the Ack still waits for the
+// database: both are handled, in order, before the stream ends.
+TEST_F(CommandStoreTest, WhatAnAgentSentBeforeClosingIsHandledBeforeTheStreamEnds) {
+  RawAgent* web1 = AddAgent("web-1");
+  const auto applied = ApplySpec();
+  web1->Connect();
+  ASSERT_TRUE(PollUntil([&] { return web1->Received().size() >= 2; }));
+  pqxx::connection holder(url_);
+  pqxx::work hold(holder);
+  hold.exec_params("SELECT 1 FROM agents WHERE name = $1 FOR UPDATE", "web-1");
+  v1::AgentMessage ack;
+  ack.mutable_ack()->set_revision(applied.revision());
+  ASSERT_TRUE(web1->Send(ack));
+  ASSERT_TRUE(PollUntil([&] { return Count("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0; }));
+  v1::AgentMessage nack;
+  nack.mutable_nack()->set_revision(applied.revision());
+  nack.mutable_nack()->set_error("acme: the last word");
+  ASSERT_TRUE(web1->Send(nack));
+  ASSERT_TRUE(web1->CloseSend());
+  hold.abort();
+  EXPECT_TRUE(web1->Ended().ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM agents WHERE name = 'web-1' AND "
+                  "nack_error = 'acme: the last word'"),
+            1);
 }
 
 }  // namespace

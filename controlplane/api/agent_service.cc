@@ -126,9 +126,9 @@ class ConnectReactor final
     reading_ = false;
     if (!ok) {  // the agent half-closed or the stream broke (OnDone tells which)
       // What was read before is still handled, in order: an agent may send its last Ack and
-      // then close. The inbox closes the stream once it is empty.
+      // then close. The last job to finish closes the stream.
       read_done_ = true;
-      if (!inbox_busy_) CloseLocked(absl::OkStatus());
+      MaybeCloseReadDoneLocked();
       return;
     }
     if (closing_) return;
@@ -213,6 +213,11 @@ class ConnectReactor final
     StartRead(&in_);
   }
 
+  // Nothing more will be read, and nothing read waits to be handled: the stream ends.
+  void MaybeCloseReadDoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (read_done_ && !inbox_busy_ && !heartbeat_busy_) CloseLocked(absl::OkStatus());
+  }
+
   // Hands the inbox's messages to the session one at a time, in the order they came; after a
   // few it yields its thread to the other streams' jobs and queues itself again.
   void InboxJob(const Actor& actor) {
@@ -223,7 +228,7 @@ class ConnectReactor final
         absl::MutexLock lock(&mu_);
         if (closing_ || inbox_.empty()) {
           inbox_busy_ = false;
-          if (read_done_) CloseLocked(absl::OkStatus());  // nothing more will come
+          MaybeCloseReadDoneLocked();
           break;
         }
         if (handled == kInboxTurn) {
@@ -254,6 +259,7 @@ class ConnectReactor final
       if (!st.ok()) CloseLocked(st);
       if (closing_ || !waiting_heartbeat_.has_value()) {
         heartbeat_busy_ = false;
+        MaybeCloseReadDoneLocked();
         break;
       }
       message = *std::move(waiting_heartbeat_);

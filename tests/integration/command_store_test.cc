@@ -850,5 +850,24 @@ TEST_F(CommandStoreTest, WhatAnAgentSentBeforeClosingIsHandledBeforeTheStreamEnd
             1);
 }
 
+// A heartbeat sent just before the agent closes its side is heard before the stream ends.
+TEST_F(CommandStoreTest, AHeartbeatSentBeforeClosingIsHeard) {
+  RawAgent* web1 = AddAgent("web-1");
+  web1->Connect();
+  ASSERT_TRUE(PollUntil([&] { return !web1->Received().empty(); }));  // the Welcome
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->mutable_health()->set_state(v1::PROVISIONING_STATE_READY);
+  beat.mutable_heartbeat()->mutable_health()->set_reason("the last heartbeat");
+  ASSERT_TRUE(web1->Send(beat));
+  ASSERT_TRUE(web1->CloseSend());
+  EXPECT_TRUE(web1->Ended().ok());
+  v1::GetAgentRequest req;
+  req.set_name("web-1");
+  v1::Agent agent;
+  auto ctx = Operator();
+  ASSERT_TRUE(control_->GetAgent(ctx.get(), req, &agent).ok());
+  EXPECT_EQ(agent.health().reason(), "the last heartbeat");
+}
+
 }  // namespace
 }  // namespace tether::controlplane

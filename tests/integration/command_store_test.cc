@@ -234,6 +234,20 @@ class CommandStoreTest : public ::testing::Test {
     return out;
   }
 
+  // Connects `agent` (named `name`), which is sent the apply's `revision`, and has it ack that
+  // while `hold` keeps its row locked; returns once the Ack waits for the lock.
+  void AckWaitingOnItsRow(RawAgent* agent, const std::string& name, int64_t revision,
+                          pqxx::work& hold) {
+    agent->Connect();
+    ASSERT_TRUE(PollUntil([&] { return agent->Received().size() >= 2; }));
+    hold.exec_params("SELECT 1 FROM agents WHERE name = $1 FOR UPDATE", name);
+    v1::AgentMessage ack;
+    ack.mutable_ack()->set_revision(revision);
+    ASSERT_TRUE(agent->Send(ack));
+    ASSERT_TRUE(PollUntil([&] { return Count("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0; }))
+        << "the Ack never waited for the row";
+  }
+
   int64_t Count(const std::string& sql) {
     pqxx::connection c(url_);
     pqxx::nontransaction tx(c);
@@ -791,16 +805,9 @@ TEST_F(CommandStoreTest, AnApplyAckedByManyAgentsAtOnceEndsOnce) {
 TEST_F(CommandStoreTest, AHeartbeatIsHeardWhileTheAgentsAckWaitsForTheDatabase) {
   RawAgent* web1 = AddAgent("web-1");
   const auto applied = ApplySpec();
-  web1->Connect();
-  ASSERT_TRUE(PollUntil([&] { return web1->Received().size() >= 2; }));
   pqxx::connection holder(url_);
   pqxx::work hold(holder);
-  hold.exec_params("SELECT 1 FROM agents WHERE name = $1 FOR UPDATE", "web-1");
-  v1::AgentMessage ack;
-  ack.mutable_ack()->set_revision(applied.revision());
-  ASSERT_TRUE(web1->Send(ack));
-  ASSERT_TRUE(PollUntil([&] { return Count("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0; }))
-      << "the Ack never waited for the row";
+  ASSERT_NO_FATAL_FAILURE(AckWaitingOnItsRow(web1, "web-1", applied.revision(), hold));
   v1::AgentMessage beat;
   beat.mutable_heartbeat()->mutable_health()->set_state(v1::PROVISIONING_STATE_READY);
   beat.mutable_heartbeat()->mutable_health()->set_reason("heard while the ack waits");
@@ -829,15 +836,9 @@ TEST_F(CommandStoreTest, AHeartbeatIsHeardWhileTheAgentsAckWaitsForTheDatabase) 
 TEST_F(CommandStoreTest, WhatAnAgentSentBeforeClosingIsHandledBeforeTheStreamEnds) {
   RawAgent* web1 = AddAgent("web-1");
   const auto applied = ApplySpec();
-  web1->Connect();
-  ASSERT_TRUE(PollUntil([&] { return web1->Received().size() >= 2; }));
   pqxx::connection holder(url_);
   pqxx::work hold(holder);
-  hold.exec_params("SELECT 1 FROM agents WHERE name = $1 FOR UPDATE", "web-1");
-  v1::AgentMessage ack;
-  ack.mutable_ack()->set_revision(applied.revision());
-  ASSERT_TRUE(web1->Send(ack));
-  ASSERT_TRUE(PollUntil([&] { return Count("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0; }));
+  ASSERT_NO_FATAL_FAILURE(AckWaitingOnItsRow(web1, "web-1", applied.revision(), hold));
   v1::AgentMessage nack;
   nack.mutable_nack()->set_revision(applied.revision());
   nack.mutable_nack()->set_error("acme: the last word");
